@@ -1,0 +1,123 @@
+//! `qrpark demo`: the first-run experience, with demo data seeded idempotently.
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::domain::currency::Currency;
+use crate::domain::lot::{Address, LotName, NewLot};
+use crate::domain::space::SpaceCode;
+use crate::domain::timezone::TimeZone;
+use crate::identity::operator_key;
+use crate::store::{Db, lots, operators, spaces};
+
+/// The demo data, compiled in so the binary works from any directory.
+const DEMO: &str = include_str!("../../fixtures/demo.json");
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Demo {
+    operator: DemoOperator,
+    lot: DemoLot,
+    spaces: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoOperator {
+    name: String,
+    api_key: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoLot {
+    name: String,
+    address: String,
+    timezone: String,
+    currency: String,
+}
+
+/// What seeding produced, for the welcome text.
+pub struct Seeded {
+    pub api_key: String,
+    pub lot_id: uuid::Uuid,
+    pub lot_name: String,
+    pub spaces: usize,
+}
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let db = super::serve::open_database(&config).await?;
+    let seeded = seed(&db).await?;
+    let state = super::serve::state(config, db);
+    super::serve::serve(state, |addr| welcome(addr, &seeded)).await
+}
+
+/// Creates whatever part of the demo data is missing; running it twice changes nothing.
+pub async fn seed(db: &Db) -> anyhow::Result<Seeded> {
+    let demo: Demo = serde_json::from_str(DEMO).context("fixtures/demo.json is malformed")?;
+    let now = SystemClock.now();
+    let key_hash = operator_key::hash(&demo.operator.api_key);
+    let operator = match operators::find(db, &demo.operator.name).await? {
+        Some(operator) => {
+            if operators::authenticate(db, &key_hash).await?.is_none() {
+                operators::add_key(db, operator.operator_id, &key_hash, now).await?;
+            }
+            operator
+        }
+        None => {
+            operators::create(db, &demo.operator.name, &key_hash, now)
+                .await?
+                .0
+        }
+    };
+    let existing = lots::list(db, operator.operator_id).await?;
+    let lot = match existing.into_iter().find(|l| l.name == demo.lot.name) {
+        Some(lot) => lot,
+        None => {
+            let new_lot = NewLot {
+                name: LotName::parse(&demo.lot.name)?,
+                address: Some(Address::parse(&demo.lot.address)?),
+                timezone: TimeZone::parse(&demo.lot.timezone)?,
+                currency: Currency::parse(&demo.lot.currency)?,
+            };
+            lots::create(db, operator.operator_id, &new_lot, now).await?
+        }
+    };
+    let present = spaces::list(db, lot.lot_id).await?;
+    let missing = demo
+        .spaces
+        .iter()
+        .filter(|code| !present.iter().any(|s| &s.code == *code))
+        .map(|code| SpaceCode::parse(code))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !missing.is_empty() {
+        spaces::create_many(db, lot.lot_id, &missing, now).await?;
+    }
+    Ok(Seeded {
+        api_key: demo.operator.api_key,
+        lot_id: lot.lot_id,
+        lot_name: lot.name,
+        spaces: present.len() + missing.len(),
+    })
+}
+
+fn welcome(addr: std::net::SocketAddr, seeded: &Seeded) {
+    let base = format!("http://{addr}");
+    println!(
+        "\nqrpark demo is running at {base}\n\n  \
+         API docs      {base}/docs\n  \
+         health        {base}/healthz\n  \
+         metrics       {base}/metrics\n\n\
+         Demo operator API key: {key}\n\
+         Demo lot: {lot} ({id}), {spaces} spaces\n\n\
+         Try:\n  curl -H 'Authorization: Bearer {key}' {base}/v1/operator/lots\n  \
+         curl -H 'Authorization: Bearer {key}' {base}/v1/operator/lots/{id}/spaces\n\n\
+         Stop with Ctrl-C.",
+        key = seeded.api_key,
+        lot = seeded.lot_name,
+        id = seeded.lot_id,
+        spaces = seeded.spaces,
+    );
+}

@@ -1,0 +1,78 @@
+//! The command line: parses arguments and calls the library.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+
+mod demo;
+mod operator;
+mod serve;
+
+/// QR-code parking payment: signed codes per space, exact tariffs, city identity.
+#[derive(Debug, Parser)]
+#[command(name = "qrpark", version, about)]
+pub struct Cli {
+    /// Configuration file (default: ./qrpark.toml if it exists).
+    #[arg(long, global = true, env = "QRPARK_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://... [env: QRPARK_DATABASE_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Listen address [env: QRPARK_BIND]
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub bind: Option<std::net::SocketAddr>,
+    /// Base URL printed into QR codes [env: QRPARK_PUBLIC_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Where signing keys live if not in the database [env: QRPARK_DATA_DIR]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// First run: serve on SQLite with a demo operator, lot and spaces.
+    Demo,
+    /// The production server (no demo data).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage lot operators and their API keys.
+    #[command(subcommand)]
+    Operator(operator::OperatorCommand),
+}
+
+impl Cli {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            database_url: self.database_url.clone(),
+            bind: self.bind,
+            public_url: self.public_url.clone(),
+            data_dir: self.data_dir.clone(),
+        }
+    }
+}
+
+/// Runs the parsed command line to completion.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref(), &cli.overrides())?;
+    crate::telemetry::init_logging(config.log_format);
+    match cli.command {
+        Command::Demo => demo::run(config).await,
+        Command::Serve => serve::run(config).await,
+        Command::Migrate => {
+            let db = serve::open_database(&config).await?;
+            db.close().await;
+            println!(
+                "migrations applied to {}",
+                crate::config::redact_url(&config.database_url)
+            );
+            Ok(())
+        }
+        Command::Operator(command) => operator::run(config, command).await,
+    }
+}

@@ -1,0 +1,112 @@
+//! `qrpark serve`: the production server.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::clock::SystemClock;
+use crate::config::{Config, redact_url};
+use crate::store::Db;
+use crate::telemetry::Metrics;
+use crate::{AppState, app};
+
+/// Refuses to start without a city identity provider, then serves until a signal.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    require_city_identity(&config)?;
+    let db = open_database(&config).await?;
+    let state = state(config, db);
+    serve(state, |_| {}).await
+}
+
+/// `serve` must know whom to trust for driver identities before it takes traffic.
+fn require_city_identity(config: &Config) -> anyhow::Result<()> {
+    let jwks = config.city_jwks.as_deref().context(
+        "configuration: setting `city_jwks` (QRPARK_CITY_JWKS) is required by `qrpark serve`: \
+         the path or https:// URL of the city identity provider's JWKS",
+    )?;
+    config.city_issuer.as_deref().context(
+        "configuration: setting `city_issuer` (QRPARK_CITY_ISSUER) is required by `qrpark serve`: \
+         the `iss` of city identity tokens",
+    )?;
+    if !jwks.starts_with("https://") {
+        let text = std::fs::read_to_string(jwks).with_context(|| {
+            format!("configuration: setting `city_jwks`: cannot read JWKS file {jwks}")
+        })?;
+        let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text).with_context(|| {
+            format!("configuration: setting `city_jwks`: {jwks} is not a JWKS document")
+        })?;
+        anyhow::ensure!(
+            !set.keys.is_empty(),
+            "configuration: setting `city_jwks`: {jwks} holds no keys"
+        );
+    }
+    Ok(())
+}
+
+/// Connects to the configured database and applies pending migrations.
+pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
+    let shown = redact_url(&config.database_url);
+    let db = Db::connect(&config.database_url, config.database_max_connections)
+        .await
+        .with_context(|| format!("cannot open database {shown}"))?;
+    db.migrate()
+        .await
+        .with_context(|| format!("cannot migrate database {shown}"))?;
+    Ok(db)
+}
+
+/// The state every request shares.
+pub fn state(config: Config, db: Db) -> AppState {
+    AppState {
+        db,
+        config: Arc::new(config),
+        clock: Arc::new(SystemClock),
+        metrics: Metrics::global(),
+    }
+}
+
+/// Binds, calls `ready` with the bound address, and serves until SIGTERM or Ctrl-C, letting
+/// requests in flight finish.
+pub async fn serve(
+    state: AppState,
+    ready: impl FnOnce(std::net::SocketAddr),
+) -> anyhow::Result<()> {
+    let bind = state.config.bind;
+    let listener = TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, config = ?state.config, "qrpark listening");
+    ready(addr);
+    let db = state.db.clone();
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server failed")?;
+    db.close().await;
+    tracing::info!("qrpark stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing requests in flight");
+}

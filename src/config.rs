@@ -1,0 +1,283 @@
+//! Configuration: command-line flags win over `QRPARK_*` environment variables, which win over
+//! an optional `qrpark.toml`, which wins over the defaults below.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Every setting qrpark reads, typed and validated.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `sqlite://PATH` (created if missing) or `postgres://...`.
+    pub database_url: String,
+    /// Most connections one process opens to the database.
+    pub database_max_connections: u32,
+    /// Listen address.
+    pub bind: SocketAddr,
+    /// Base URL printed into QR codes; `http://{bind}` when unset.
+    pub public_url: Option<String>,
+    /// Where signing keys live if not in the database.
+    pub data_dir: PathBuf,
+    /// Path or `https://` URL of the city identity provider's JWKS.
+    pub city_jwks: Option<String>,
+    /// Required `iss` of city identity tokens.
+    pub city_issuer: Option<String>,
+    /// Required `aud` of city identity tokens.
+    pub city_audience: String,
+    /// Largest request body accepted, in bytes (larger answers 413).
+    pub max_body_bytes: usize,
+    /// `text` for people, `json` for log collectors.
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://qrpark.db".into(),
+            database_max_connections: 16,
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            data_dir: PathBuf::from("./qrpark-data"),
+            city_jwks: None,
+            city_issuer: None,
+            city_audience: "qrpark".into(),
+            max_body_bytes: 256 * 1024,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// A setting that could not be read or does not make sense.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Read(#[from] Box<figment::Error>),
+    #[error("configuration: setting `{setting}` is invalid: {reason}")]
+    Invalid {
+        setting: &'static str,
+        reason: String,
+    },
+}
+
+/// Settings given on the command line; `None` means "not given, fall through".
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The environment variables qrpark reads, without their `QRPARK_` prefix.
+const ENV_KEYS: &[&str] = &[
+    "database_url",
+    "database_max_connections",
+    "bind",
+    "public_url",
+    "data_dir",
+    "city_jwks",
+    "city_issuer",
+    "city_audience",
+    "max_body_bytes",
+    "log_format",
+];
+
+impl Config {
+    /// Loads the configuration: `file` (or `qrpark.toml` if it exists), then the
+    /// environment, then `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError::Invalid {
+                        setting: "config",
+                        reason: format!("file {} does not exist", path.display()),
+                    });
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None => figment = figment.merge(Toml::file("qrpark.toml")),
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("QRPARK_").only(ENV_KEYS))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let backend = Backend::of(&self.database_url);
+        if backend.is_none() {
+            return Err(ConfigError::Invalid {
+                setting: "database_url",
+                reason: "must start with sqlite:// or postgres:// (or postgresql://)".into(),
+            });
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                setting: "public_url",
+                reason: format!("`{url}` must be an http:// or https:// URL"),
+            });
+        }
+        if self.database_max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "database_max_connections",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                setting: "max_body_bytes",
+                reason: "must be at least 1024".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The base URL printed into QR codes, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.bind),
+        }
+    }
+}
+
+/// The two database backends, chosen by the URL's scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names, if any.
+    pub fn of(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// A URL with any password replaced, safe for logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let redacted_tail = redact_query_password(tail);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let shown = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_owned()
+            };
+            format!("{scheme}://{shown}@{host}{redacted_tail}")
+        }
+        None => format!("{scheme}://{authority}{redacted_tail}"),
+    }
+}
+
+fn redact_query_password(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_owned();
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{path}?{}", query.join("&"))
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("database_max_connections", &self.database_max_connections)
+            .field("bind", &self.bind)
+            .field("public_url", &self.public_url())
+            .field("data_dir", &self.data_dir)
+            .field("city_jwks", &self.city_jwks.as_deref().map(redact_url))
+            .field("city_issuer", &self.city_issuer)
+            .field("city_audience", &self.city_audience)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_database_password() {
+        let config = Config {
+            database_url: "postgres://app:s3cret@db:5432/qrpark?password=other".into(),
+            ..Config::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(!shown.contains("other"), "{shown}");
+        assert!(
+            shown.contains("postgres://app:***@db:5432/qrpark"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn redaction_keeps_urls_without_secrets() {
+        assert_eq!(redact_url("sqlite://qrpark.db"), "sqlite://qrpark.db");
+        assert_eq!(
+            redact_url("postgres://root@127.0.0.1/test"),
+            "postgres://root@127.0.0.1/test"
+        );
+    }
+
+    #[test]
+    fn public_url_defaults_to_bind() {
+        let config = Config::default();
+        assert_eq!(config.public_url(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn backend_follows_scheme() {
+        assert_eq!(Backend::of("sqlite://x.db"), Some(Backend::Sqlite));
+        assert_eq!(Backend::of("postgresql://h/db"), Some(Backend::Postgres));
+        assert_eq!(Backend::of("mysql://h/db"), None);
+    }
+}

@@ -1,0 +1,126 @@
+//! HTTP: one module per audience, one error type, extractors per kind of caller.
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::AppState;
+
+pub mod error;
+pub mod extract;
+pub mod operator;
+pub mod public;
+
+use error::ApiError;
+
+/// The header carrying each request's id, on the way in and out.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "qrpark", description = "QR-code parking payment: lots, spaces, tariffs, sessions."),
+    modifiers(&SecurityAddon),
+    components(schemas(error::ProblemBody, error::FieldError)),
+    tags(
+        (name = "operations", description = "Health and metrics"),
+        (name = "operator", description = "Lot operators, with an API key"),
+    )
+)]
+struct ApiDoc;
+
+struct SecurityAddon;
+
+impl Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "operator_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An operator API key (`qrpk_...`)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document of every route, generated from the handlers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(public::routes())
+        .merge(operator::routes())
+}
+
+/// The whole application, exactly as `qrpark serve` runs it.
+pub fn app(state: AppState) -> Router {
+    let body_limit = state.config.max_body_bytes;
+    let (router, api) = routes().split_for_parts();
+    let router = router
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(crate::telemetry::track_requests))
+        .with_state(state)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", api));
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|request: &Request<_>| {
+                        let request_id = request
+                            .headers()
+                            .get(REQUEST_ID)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("-");
+                        tracing::info_span!(
+                            "request",
+                            request_id = %request_id,
+                            method = %request.method(),
+                            path = %request.uri().path(),
+                        )
+                    })
+                    .on_response(DefaultOnResponse::new().level(Level::INFO))
+                    .on_failure(DefaultOnFailure::new().level(Level::ERROR)),
+            )
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(CatchPanicLayer::custom(panic_response))
+            .layer(DefaultBodyLimit::max(body_limit)),
+    )
+}
+
+async fn route_not_found() -> ApiError {
+    ApiError::problem(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "Not found",
+        "no route matches this path; see /openapi.json",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::problem(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "Method not allowed",
+        "this path does not accept this method; see /openapi.json",
+    )
+}
+
+fn panic_response(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal(anyhow::anyhow!("a request handler panicked")).into_response()
+}

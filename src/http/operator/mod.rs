@@ -1,0 +1,18 @@
+//! What lot operators call, with an API key: their lots and spaces, nobody else's.
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+
+pub mod lots;
+pub mod spaces;
+
+/// The operator routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(lots::create_lot, lots::list_lots))
+        .routes(routes!(lots::get_lot, lots::update_lot))
+        .routes(routes!(spaces::create_spaces, spaces::list_spaces))
+        .routes(routes!(spaces::get_space, spaces::update_space))
+}

@@ -1,0 +1,27 @@
+//! qrpark: QR-code parking payment. Drivers scan a signed code on a space and pay with their
+//! city identity; operators run lots and tariffs; city auditors export every session.
+//!
+//! Layout: [`domain`] is pure (no I/O), [`store`] persists through sqlx on SQLite or
+//! PostgreSQL, [`http`] serves one module per audience, [`cli`] is the command line.
+
+use std::sync::Arc;
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod identity;
+pub mod store;
+pub mod telemetry;
+
+pub use http::app;
+
+/// Everything a request handler may need, cloned cheaply into each request.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: store::Db,
+    pub config: Arc<config::Config>,
+    pub clock: Arc<dyn clock::Clock>,
+    pub metrics: telemetry::Metrics,
+}

@@ -1,0 +1,185 @@
+//! Persistence through sqlx on SQLite (the embedded default) or PostgreSQL, chosen by the URL.
+//!
+//! Both backends run the same SQL text (`$1` placeholders work on both) through runtime
+//! `query_as` with derived `FromRow` rows; [`on_db!`] writes each query once and lets the
+//! compiler instantiate it for whichever pool is live.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+use crate::config::Backend;
+
+pub mod lots;
+pub mod operators;
+pub mod spaces;
+
+/// Runs `$body` with `$pool` bound to the live backend's pool (or transaction source).
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_db;
+
+/// A connection pool to one of the two backends.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Failures of the storage layer that callers treat differently.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule of the schema refused the write.
+    #[error("conflicts with an existing record ({0:?})")]
+    Conflict(Constraint),
+    /// Anything else the database said; a server-side failure.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Uniqueness constraints that callers report to users, by name on both backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Constraint {
+    OperatorName,
+    OperatorKeyHash,
+    LotName,
+    SpaceCode,
+}
+
+/// Each constraint's PostgreSQL name and the columns SQLite names in its message.
+const CONSTRAINTS: &[(Constraint, &str, &str)] = &[
+    (
+        Constraint::OperatorName,
+        "operator_name_key",
+        "operator.name",
+    ),
+    (
+        Constraint::OperatorKeyHash,
+        "operator_key_hash_key",
+        "operator_key.key_hash",
+    ),
+    (
+        Constraint::LotName,
+        "lot_operator_name_key",
+        "lot.operator_id, lot.name",
+    ),
+    (
+        Constraint::SpaceCode,
+        "space_lot_code_key",
+        "space.lot_id, space.code",
+    ),
+];
+
+impl StoreError {
+    /// Classifies a sqlx error: a known unique violation becomes [`StoreError::Conflict`].
+    pub fn from_sqlx(err: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db_err) = &err
+            && db_err.is_unique_violation()
+        {
+            // PostgreSQL names the constraint; SQLite only lists the columns in its message.
+            let name = db_err.constraint();
+            let message = db_err.message();
+            let found = CONSTRAINTS.iter().find(|(_, pg, columns)| {
+                name == Some(*pg) || message.ends_with(&format!("failed: {columns}"))
+            });
+            if let Some((constraint, _, _)) = found {
+                return Self::Conflict(*constraint);
+            }
+        }
+        Self::Database(err)
+    }
+}
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+impl Db {
+    /// Opens a pool for `url`; SQLite files are created if missing.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
+        match Backend::of(url) {
+            Some(Backend::Sqlite) => {
+                let options = SqliteConnectOptions::from_str(url)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(5))
+                    // Bound the WAL: truncate it back to 64 MiB after each checkpoint, and
+                    // checkpoint every 1000 pages (the SQLite default, stated for clarity).
+                    .pragma("journal_size_limit", "67108864")
+                    .pragma("wal_autocheckpoint", "1000");
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?;
+                Ok(Self::Sqlite(pool))
+            }
+            Some(Backend::Postgres) => {
+                let options = PgConnectOptions::from_str(url)?;
+                Self::connect_postgres(options, max_connections).await
+            }
+            None => Err(sqlx::Error::Configuration(
+                format!(
+                    "unsupported database URL scheme in {}",
+                    crate::config::redact_url(url)
+                )
+                .into(),
+            )),
+        }
+    }
+
+    /// Opens a PostgreSQL pool with explicit options (tests use a schema per test).
+    pub async fn connect_postgres(
+        options: PgConnectOptions,
+        max_connections: u32,
+    ) -> Result<Self, sqlx::Error> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Self::Postgres(pool))
+    }
+
+    /// Applies the backend's migrations (PostgreSQL serialises concurrent callers with an
+    /// advisory lock, so several processes may start at once).
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        match self {
+            Self::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+            Self::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+        }
+    }
+
+    /// One round trip to the database.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        on_db!(self, pool => sqlx::query("select 1").execute(pool).await.map(|_| ()))
+    }
+
+    /// Which backend this pool talks to.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Open connections and how many of them are idle.
+    pub fn pool_usage(&self) -> (u32, usize) {
+        on_db!(self, pool => (pool.size(), pool.num_idle()))
+    }
+
+    /// Closes every connection; SQLite checkpoints its WAL on the last close.
+    pub async fn close(&self) {
+        on_db!(self, pool => pool.close().await)
+    }
+}
