@@ -63,13 +63,41 @@ impl Default for Config {
 /// A setting that could not be read or does not make sense.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("configuration: {0}")]
-    Read(#[from] Box<figment::Error>),
+    #[error("configuration: {}", describe(.0))]
+    Read(Box<figment::Error>),
     #[error("configuration: setting `{setting}` is invalid: {reason}")]
     Invalid {
         setting: &'static str,
         reason: String,
     },
+}
+
+/// Names the setting and where its value came from, for each error figment found.
+fn describe(error: &figment::Error) -> String {
+    error
+        .clone()
+        .into_iter()
+        .map(|e| {
+            let setting = e.path.join(".").to_lowercase();
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(figment::Source::File(path)) => format!("file {}", path.display()),
+                    _ if m.name.contains("environment") => {
+                        format!("environment variable QRPARK_{}", setting.to_uppercase())
+                    }
+                    _ => m.name.to_string(),
+                })
+                .unwrap_or_else(|| "defaults".to_owned());
+            if setting.is_empty() {
+                format!("{} (from {source})", e.kind)
+            } else {
+                format!("setting `{setting}` (from {source}) is invalid: {}", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Settings given on the command line; `None` means "not given, fall through".
@@ -120,7 +148,7 @@ impl Config {
             .merge(Env::prefixed("QRPARK_").only(ENV_KEYS))
             .merge(Serialized::defaults(overrides))
             .extract()
-            .map_err(Box::new)?;
+            .map_err(|e| ConfigError::Read(Box::new(e)))?;
         config.validate()?;
         Ok(config)
     }

@@ -6,9 +6,9 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, Overrides};
 
-mod demo;
+pub mod demo;
 mod operator;
-mod serve;
+pub mod serve;
 
 /// QR-code parking payment: signed codes per space, exact tariffs, city identity.
 #[derive(Debug, Parser)]

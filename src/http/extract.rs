@@ -79,6 +79,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                         serde_json::json!([FieldError::new(path, message)]),
                     )
                 } else {
+                    // "missing field `x`" is about the member `x`, not the object holding it.
+                    let path = match message
+                        .strip_prefix("missing field `")
+                        .and_then(|rest| rest.split_once('`'))
+                    {
+                        Some((field, _)) => format!("{path}.{field}"),
+                        None => path,
+                    };
                     ApiError::validation(vec![FieldError::new(path, message)])
                 }
             }

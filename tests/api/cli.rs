@@ -1,0 +1,156 @@
+//! The binary itself: operator keys from the command line, configuration errors, serve's
+//! refusal to start without a city identity provider.
+
+use std::process::{Command, Output};
+
+use qrpark::identity::operator_key;
+use qrpark::store::{Db, operators};
+
+use crate::helpers::TempDir;
+
+fn qrpark(dir: &TempDir, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_qrpark"))
+        .args(args)
+        .current_dir(&dir.0)
+        .env_remove("QRPARK_DATABASE_URL")
+        .env_remove("QRPARK_BIND")
+        .env(
+            "QRPARK_DATABASE_URL",
+            format!("sqlite://{}", dir.0.join("cli.db").display()),
+        )
+        .output()
+        .expect("run qrpark")
+}
+
+#[tokio::test]
+async fn operator_create_json_and_key_rotation() {
+    let dir = TempDir::new();
+    let out = qrpark(&dir, &["operator", "create", "Metro Parking", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fields: Vec<&String> = created.as_object().unwrap().keys().collect();
+    assert_eq!(fields, vec!["api_key", "id"]);
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    assert!(operator_key::looks_like_key(&key));
+
+    let again = qrpark(&dir, &["operator", "create", "Metro Parking"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    let issued = qrpark(&dir, &["operator", "key", "Metro Parking", "--json"]);
+    assert!(
+        issued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&issued.stderr)
+    );
+    let issued: serde_json::Value = serde_json::from_slice(&issued.stdout).unwrap();
+    let second = issued["api_key"].as_str().unwrap().to_owned();
+    assert_ne!(second, key);
+    let key_id = issued["key_id"].as_str().unwrap().to_owned();
+
+    let url = format!("sqlite://{}", dir.0.join("cli.db").display());
+    let db = Db::connect(&url, 1).await.unwrap();
+    assert!(
+        operators::authenticate(&db, &operator_key::hash(&second))
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let id = created["id"].as_str().unwrap();
+    let revoked = qrpark(&dir, &["operator", "key", id, "--revoke", &key_id]);
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    assert!(
+        operators::authenticate(&db, &operator_key::hash(&second))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        operators::authenticate(&db, &operator_key::hash(&key))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    db.close().await;
+}
+
+#[test]
+fn bad_settings_are_named() {
+    let dir = TempDir::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_qrpark"))
+        .args(["migrate"])
+        .current_dir(&dir.0)
+        .env("QRPARK_BIND", "not-an-address")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bind"), "{stderr}");
+
+    let out = qrpark(&dir, &["--database-url", "mysql://x/y", "migrate"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("database_url"));
+}
+
+#[test]
+fn flags_win_over_environment_and_file() {
+    let dir = TempDir::new();
+    std::fs::write(
+        dir.0.join("qrpark.toml"),
+        "database_url = \"mysql://from-file\"\n",
+    )
+    .unwrap();
+    // The file alone is used...
+    let out = Command::new(env!("CARGO_BIN_EXE_qrpark"))
+        .arg("migrate")
+        .current_dir(&dir.0)
+        .env_remove("QRPARK_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("database_url"));
+    // ...the environment beats the file...
+    let env_db = format!("sqlite://{}", dir.0.join("env.db").display());
+    let out = Command::new(env!("CARGO_BIN_EXE_qrpark"))
+        .arg("migrate")
+        .current_dir(&dir.0)
+        .env("QRPARK_DATABASE_URL", &env_db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.0.join("env.db").exists());
+    // ...and a flag beats both.
+    let flag_db = format!("sqlite://{}", dir.0.join("flag.db").display());
+    let out = Command::new(env!("CARGO_BIN_EXE_qrpark"))
+        .args(["--database-url", &flag_db, "migrate"])
+        .current_dir(&dir.0)
+        .env("QRPARK_DATABASE_URL", &env_db)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(dir.0.join("flag.db").exists());
+}
+
+#[test]
+fn serve_refuses_to_start_without_city_identity() {
+    let dir = TempDir::new();
+    let out = qrpark(&dir, &["serve"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("city_jwks") && stderr.contains("QRPARK_CITY_JWKS"),
+        "{stderr}"
+    );
+}

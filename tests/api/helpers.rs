@@ -1,0 +1,310 @@
+//! A real qrpark on 127.0.0.1:0 against a fresh database, and an HTTP client for it.
+
+use std::io::Write;
+use std::str::FromStr;
+use std::sync::Once;
+
+use chrono::Utc;
+use qrpark::config::Config;
+use qrpark::identity::operator_key;
+use qrpark::store::{Db, operators};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use sqlx::postgres::PgConnectOptions;
+use uuid::Uuid;
+
+/// Generates, for each named `async fn(TestApp)`, one test on SQLite and one on PostgreSQL.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::helpers::TestApp::sqlite().await).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(app) = $crate::helpers::TestApp::postgres().await {
+                        super::$name(app).await
+                    }
+                }
+            )*
+        }
+    };
+}
+pub(crate) use both_backends;
+
+/// A running app and what tests need to talk to it.
+pub struct TestApp {
+    pub base: String,
+    pub db: Db,
+    pub client: reqwest::Client,
+    /// Keeps the SQLite file's directory alive for the test's duration.
+    _dir: Option<TempDir>,
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let path = std::env::temp_dir().join(format!("qrpark-test-{}", Uuid::now_v7()));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An operator with a working API key.
+pub struct TestOperator {
+    pub id: Uuid,
+    pub key: String,
+}
+
+/// A decoded answer.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Answer {
+    /// The problem `code` of an error answer, after checking it is problem JSON.
+    #[track_caller]
+    pub fn problem_code(&self) -> &str {
+        assert_eq!(
+            self.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+            Some("application/problem+json"),
+            "not a problem answer: {} {}",
+            self.status,
+            self.text
+        );
+        for member in ["type", "title", "status", "detail", "code"] {
+            assert!(
+                self.body.get(member).is_some(),
+                "problem lacks `{member}`: {}",
+                self.text
+            );
+        }
+        assert_eq!(self.body["status"], self.status.as_u16());
+        self.body["code"].as_str().unwrap_or_default()
+    }
+
+    /// Paths named in a problem's `errors`.
+    pub fn error_paths(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|e| e["path"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+static POSTGRES_SKIPPED: Once = Once::new();
+
+impl TestApp {
+    /// An app on a fresh SQLite file.
+    pub async fn sqlite() -> Self {
+        let dir = TempDir::new();
+        let url = format!("sqlite://{}", dir.0.join("qrpark.db").display());
+        let db = Db::connect(&url, 4).await.expect("open SQLite");
+        Self::start(db, url, Some(dir)).await
+    }
+
+    /// An app on a fresh schema of the PostgreSQL database named by
+    /// `QRPARK_TEST_POSTGRES_URL`, or `None` (said loudly, once) when it is unset.
+    pub async fn postgres() -> Option<Self> {
+        let Ok(url) = std::env::var("QRPARK_TEST_POSTGRES_URL") else {
+            if std::env::var_os("QRPARK_REQUIRE_POSTGRES").is_some() {
+                panic!("QRPARK_REQUIRE_POSTGRES is set but QRPARK_TEST_POSTGRES_URL is not");
+            }
+            POSTGRES_SKIPPED.call_once(|| {
+                // Straight to the process's stderr: the test harness captures `eprintln!`.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\n{bar}\n!!! PostgreSQL half SKIPPED: QRPARK_TEST_POSTGRES_URL is unset.\n\
+                     !!! Only SQLite was tested. Set it (e.g. postgres://postgres@127.0.0.1:5432/qrpark_test)\n\
+                     !!! to run the same suite on PostgreSQL, as .ci/run does.\n{bar}\n",
+                    bar = "!".repeat(78)
+                );
+            });
+            return None;
+        };
+        let schema = format!("t_{}", Uuid::now_v7().simple());
+        let admin = Db::connect(&url, 1).await.expect("connect to PostgreSQL");
+        if let Db::Postgres(pool) = &admin {
+            sqlx::query(sqlx::AssertSqlSafe(format!("create schema {schema}")))
+                .execute(pool)
+                .await
+                .expect("create test schema");
+        }
+        admin.close().await;
+        let options = PgConnectOptions::from_str(&url)
+            .expect("parse QRPARK_TEST_POSTGRES_URL")
+            .options([("search_path", schema.as_str())]);
+        let db = Db::connect_postgres(options, 4)
+            .await
+            .expect("connect to test schema");
+        Some(Self::start(db, url, None).await)
+    }
+
+    async fn start(db: Db, url: String, dir: Option<TempDir>) -> Self {
+        db.migrate().await.expect("migrate");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let config = Config {
+            database_url: url,
+            bind: addr,
+            max_body_bytes: 64 * 1024,
+            ..Config::default()
+        };
+        let state = qrpark::cli::serve::state(config, db.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, qrpark::app(state))
+                .await
+                .expect("serve");
+        });
+        Self {
+            base: format!("http://{addr}"),
+            db,
+            client: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    /// A new operator with one API key, made as the CLI makes them.
+    pub async fn operator(&self, name: &str) -> TestOperator {
+        let key = operator_key::generate();
+        let (operator, _) = operators::create(&self.db, name, &key.hash, Utc::now())
+            .await
+            .expect("create operator");
+        TestOperator {
+            id: operator.operator_id,
+            key: key.plaintext,
+        }
+    }
+
+    /// Sends a request; `body` is sent as JSON when given.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            request = request.header(AUTHORIZATION, format!("Bearer {key}"));
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Self::decode(request.send().await.expect("send request")).await
+    }
+
+    /// Sends raw bytes with a content type of the caller's choosing.
+    pub async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Answer {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .body(body);
+        if let Some(key) = key {
+            request = request.header(AUTHORIZATION, format!("Bearer {key}"));
+        }
+        if let Some(content_type) = content_type {
+            request = request.header(CONTENT_TYPE, content_type);
+        }
+        Self::decode(request.send().await.expect("send request")).await
+    }
+
+    async fn decode(response: reqwest::Response) -> Answer {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("read body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str, key: Option<&str>) -> Answer {
+        self.call(Method::GET, path, key, None).await
+    }
+
+    pub async fn post(&self, path: &str, key: Option<&str>, body: Value) -> Answer {
+        self.call(Method::POST, path, key, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, key: Option<&str>, body: Value) -> Answer {
+        self.call(Method::PATCH, path, key, Some(body)).await
+    }
+
+    /// Creates a lot and returns its id, failing the test if that does not work.
+    pub async fn lot(
+        &self,
+        operator: &TestOperator,
+        name: &str,
+        tz: &str,
+        currency: &str,
+    ) -> String {
+        let answer = self
+            .post(
+                "/v1/operator/lots",
+                Some(&operator.key),
+                serde_json::json!({"name": name, "timezone": tz, "currency": currency}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+        answer.body["id"].as_str().expect("lot id").to_owned()
+    }
+
+    /// Creates spaces in a lot and returns their ids, in the order given.
+    pub async fn spaces(
+        &self,
+        operator: &TestOperator,
+        lot_id: &str,
+        codes: &[&str],
+    ) -> Vec<String> {
+        let answer = self
+            .post(
+                &format!("/v1/operator/lots/{lot_id}/spaces"),
+                Some(&operator.key),
+                serde_json::json!({"codes": codes}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+        answer.body["spaces"]
+            .as_array()
+            .expect("spaces")
+            .iter()
+            .map(|s| s["id"].as_str().expect("space id").to_owned())
+            .collect()
+    }
+}

@@ -1,0 +1,12 @@
+//! The HTTP API suite: every test runs once on SQLite and once on PostgreSQL.
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod demo;
+mod errors;
+mod isolation;
+mod lots;
+mod operations;
+mod spaces;
