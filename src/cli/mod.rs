@@ -41,6 +41,8 @@ pub enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Exit 0 if the server at --bind answers /healthz with 200 (for container health checks).
+    Healthcheck,
     /// Manage lot operators and their API keys.
     #[command(subcommand)]
     Operator(operator::OperatorCommand),
@@ -74,5 +76,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Operator(command) => operator::run(config, command).await,
+        Command::Healthcheck => healthcheck(config.bind).await,
     }
+}
+
+/// A minimal HTTP/1.1 GET of `/healthz`, so container images need no curl.
+async fn healthcheck(bind: std::net::SocketAddr) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let target = if bind.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], bind.port()))
+    } else {
+        bind
+    };
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(target).await?;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut head = vec![0u8; 64];
+        let n = stream.read(&mut head).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&head[..n]).into_owned())
+    };
+    let head = tokio::time::timeout(std::time::Duration::from_secs(5), exchange).await??;
+    anyhow::ensure!(
+        head.starts_with("HTTP/1.1 200"),
+        "unhealthy: {}",
+        head.lines().next().unwrap_or("")
+    );
+    Ok(())
 }
