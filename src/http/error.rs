@@ -155,6 +155,10 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(Constraint::OperatorName) => {
                 ("operator_name_taken", "an operator with this name exists")
             }
+            StoreError::Conflict(Constraint::TariffVersion) => (
+                "tariff_conflict",
+                "another tariff was published for this lot at the same moment; try again",
+            ),
             StoreError::Conflict(Constraint::OperatorKeyHash) => {
                 return Self::internal(anyhow::anyhow!("API key hash collision"));
             }

@@ -16,6 +16,7 @@ use crate::config::Backend;
 pub mod lots;
 pub mod operators;
 pub mod spaces;
+pub mod tariffs;
 
 /// Runs `$body` with `$pool` bound to the live backend's pool (or transaction source).
 macro_rules! on_db {
@@ -53,6 +54,7 @@ pub enum Constraint {
     OperatorKeyHash,
     LotName,
     SpaceCode,
+    TariffVersion,
 }
 
 /// Each constraint's PostgreSQL name and the columns SQLite names in its message.
@@ -76,6 +78,11 @@ const CONSTRAINTS: &[(Constraint, &str, &str)] = &[
         Constraint::SpaceCode,
         "space_lot_code_key",
         "space.lot_id, space.code",
+    ),
+    (
+        Constraint::TariffVersion,
+        "tariff_lot_version_key",
+        "tariff.lot_id, tariff.version",
     ),
 ];
 

@@ -154,3 +154,56 @@ fn serve_refuses_to_start_without_city_identity() {
         "{stderr}"
     );
 }
+
+#[test]
+fn demo_serves_and_stops_gracefully_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let dir = TempDir::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qrpark"))
+        .args(["--bind", "127.0.0.1:0", "demo"])
+        .current_dir(&dir.0)
+        .env(
+            "QRPARK_DATABASE_URL",
+            format!("sqlite://{}", dir.0.join("demo.db").display()),
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let base = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.strip_prefix("qrpark demo is running at ")
+                .map(str::to_owned)
+        })
+        .expect("the demo prints its URL");
+    let rest: Vec<String> = lines.by_ref().take(12).map_while(Result::ok).collect();
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("Demo operator API key: qrpk_")),
+        "{rest:?}"
+    );
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = runtime.block_on(async {
+        reqwest::get(format!("{base}/healthz"))
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, reqwest::StatusCode::OK);
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "qrpark exited with {exit} after SIGTERM");
+}

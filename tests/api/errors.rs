@@ -11,6 +11,7 @@ both_backends!(
     oversized_body_is_413,
     unknown_route_and_wrong_method,
     ids_that_cannot_exist_are_404,
+    database_failure_is_500_without_its_cause,
 );
 
 async fn malformed_json_is_400(app: TestApp) {
@@ -130,4 +131,21 @@ async fn ids_that_cannot_exist_are_404(app: TestApp) {
         assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(answer.problem_code(), "not_found");
     }
+}
+
+async fn database_failure_is_500_without_its_cause(app: TestApp) {
+    let op = app.operator("Broken").await;
+    let lot = app.lot(&op, "Lot", "UTC", "EUR").await;
+    // Simulate a broken database: the table the route reads is gone.
+    app.execute("drop table space").await;
+    let answer = app
+        .get(&format!("/v1/operator/lots/{lot}/spaces"), Some(&op.key))
+        .await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(answer.problem_code(), "internal");
+    let text = answer.text.to_lowercase();
+    assert!(
+        !text.contains("space") && !text.contains("table") && !text.contains("sql"),
+        "{text}"
+    );
 }

@@ -189,6 +189,15 @@ impl TestApp {
         }
     }
 
+    /// Runs raw SQL against the app's database (to simulate failures).
+    pub async fn execute(&self, sql: &'static str) {
+        match &self.db {
+            Db::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+            Db::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        }
+        .expect("execute SQL");
+    }
+
     /// A new operator with one API key, made as the CLI makes them.
     pub async fn operator(&self, name: &str) -> TestOperator {
         let key = operator_key::generate();

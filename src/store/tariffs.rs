@@ -1,0 +1,101 @@
+//! Tariff versions of a lot: append-only, numbered 1, 2, 3... per lot.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Constraint, Db, StoreError, StoreResult, on_db};
+
+/// One stored tariff version.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TariffVersion {
+    pub tariff_id: Uuid,
+    pub lot_id: Uuid,
+    pub version: i32,
+    pub document: String,
+    pub currency: String,
+    pub effective_from: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "tariff_id, lot_id, version, document, currency, effective_from, created_at";
+
+/// How often a new version is retried when another writer took the same number.
+const VERSION_RACE_RETRIES: usize = 5;
+
+/// Stores `document` as the lot's next version, in force from `now`.
+pub async fn publish(
+    db: &Db,
+    lot_id: Uuid,
+    document: &str,
+    currency: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<TariffVersion> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let next: i32 = on_db!(db, pool => sqlx::query_scalar::<_, i32>(
+            "select coalesce(max(version), 0) + 1 from tariff where lot_id = $1",
+        )
+        .bind(lot_id)
+        .fetch_one(pool)
+        .await)?;
+        let row = TariffVersion {
+            tariff_id: Uuid::now_v7(),
+            lot_id,
+            version: next,
+            document: document.to_owned(),
+            currency: currency.to_owned(),
+            effective_from: now,
+            created_at: now,
+        };
+        let inserted = on_db!(db, pool => sqlx::query(
+            "insert into tariff (tariff_id, lot_id, version, document, currency, \
+             effective_from, created_at) values ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(row.tariff_id)
+        .bind(row.lot_id)
+        .bind(row.version)
+        .bind(&row.document)
+        .bind(&row.currency)
+        .bind(row.effective_from)
+        .bind(row.created_at)
+        .execute(pool)
+        .await
+        .map(|_| ())
+        .map_err(StoreError::from_sqlx));
+        match inserted {
+            Ok(()) => return Ok(row),
+            // Two operators' sessions published at once: the unique (lot, version) key
+            // refused the loser, who takes the next number.
+            Err(StoreError::Conflict(Constraint::TariffVersion))
+                if attempt < VERSION_RACE_RETRIES => {}
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// The version in force at `at`: the latest one whose `effective_from` is not after it.
+pub async fn in_force(
+    db: &Db,
+    lot_id: Uuid,
+    at: DateTime<Utc>,
+) -> StoreResult<Option<TariffVersion>> {
+    let sql = format!(
+        "select {COLUMNS} from tariff where lot_id = $1 and effective_from <= $2 \
+         order by effective_from desc, version desc limit 1"
+    );
+    on_db!(db, pool => Ok(sqlx::query_as::<_, TariffVersion>(sqlx::AssertSqlSafe(sql))
+        .bind(lot_id)
+        .bind(at)
+        .fetch_optional(pool)
+        .await?))
+}
+
+/// Every version of a lot's tariff, newest first.
+pub async fn history(db: &Db, lot_id: Uuid) -> StoreResult<Vec<TariffVersion>> {
+    let sql = format!("select {COLUMNS} from tariff where lot_id = $1 order by version desc");
+    on_db!(db, pool => Ok(sqlx::query_as::<_, TariffVersion>(sqlx::AssertSqlSafe(sql))
+        .bind(lot_id)
+        .fetch_all(pool)
+        .await?))
+}
