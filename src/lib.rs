@@ -12,6 +12,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod identity;
+pub mod qr;
 pub mod store;
 pub mod telemetry;
 
@@ -24,4 +25,6 @@ pub struct AppState {
     pub config: Arc<config::Config>,
     pub clock: Arc<dyn clock::Clock>,
     pub metrics: telemetry::Metrics,
+    /// The keys that sign and verify QR tokens.
+    pub keys: Arc<qr::keyring::KeyRing>,
 }

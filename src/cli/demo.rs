@@ -3,6 +3,7 @@
 use anyhow::Context;
 use serde::Deserialize;
 
+use crate::AppState;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::domain::currency::Currency;
@@ -10,7 +11,7 @@ use crate::domain::lot::{Address, LotName, NewLot};
 use crate::domain::space::SpaceCode;
 use crate::domain::timezone::TimeZone;
 use crate::identity::operator_key;
-use crate::store::{Db, lots, operators, spaces};
+use crate::store::{lots, operators, spaces};
 
 /// The demo data, compiled in so the binary works from any directory.
 const DEMO: &str = include_str!("../../fixtures/demo.json");
@@ -49,13 +50,14 @@ pub struct Seeded {
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let db = super::serve::open_database(&config).await?;
-    let seeded = seed(&db).await?;
-    let state = super::serve::state(config, db);
+    let state = super::serve::state(config, db).await?;
+    let seeded = seed(&state).await?;
     super::serve::serve(state, |addr| welcome(addr, &seeded)).await
 }
 
 /// Creates whatever part of the demo data is missing; running it twice changes nothing.
-pub async fn seed(db: &Db) -> anyhow::Result<Seeded> {
+pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
+    let db = &state.db;
     let demo: Demo = serde_json::from_str(DEMO).context("fixtures/demo.json is malformed")?;
     let now = SystemClock.now();
     let key_hash = operator_key::hash(&demo.operator.api_key);
@@ -93,7 +95,8 @@ pub async fn seed(db: &Db) -> anyhow::Result<Seeded> {
         .map(|code| SpaceCode::parse(code))
         .collect::<Result<Vec<_>, _>>()?;
     if !missing.is_empty() {
-        spaces::create_many(db, lot.lot_id, &missing, now).await?;
+        let new = crate::qr::codes::new_spaces(&state.keys, missing.clone(), now).await?;
+        spaces::create_many(db, lot.lot_id, &new, now).await?;
     }
     Ok(Seeded {
         api_key: demo.operator.api_key,

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, Overrides};
 
 pub mod demo;
+mod keys;
 mod operator;
 pub mod serve;
 
@@ -43,6 +44,9 @@ pub enum Command {
     Migrate,
     /// Exit 0 if the server at --bind answers /healthz with 200 (for container health checks).
     Healthcheck,
+    /// Manage the keys that sign QR codes.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Manage lot operators and their API keys.
     #[command(subcommand)]
     Operator(operator::OperatorCommand),
@@ -76,6 +80,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Operator(command) => operator::run(config, command).await,
+        Command::Keys(command) => keys::run(config, command).await,
         Command::Healthcheck => healthcheck(config.bind).await,
     }
 }

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::clock::SystemClock;
+use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, redact_url};
+use crate::qr::keyring::KeyRing;
 use crate::store::Db;
 use crate::telemetry::Metrics;
 use crate::{AppState, app};
@@ -15,7 +16,7 @@ use crate::{AppState, app};
 pub async fn run(config: Config) -> anyhow::Result<()> {
     require_city_identity(&config)?;
     let db = open_database(&config).await?;
-    let state = state(config, db);
+    let state = state(config, db).await?;
     serve(state, |_| {}).await
 }
 
@@ -56,14 +57,24 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-/// The state every request shares.
-pub fn state(config: Config, db: Db) -> AppState {
-    AppState {
+/// The state every request shares: loads (or on first start, creates) the QR signing keys
+/// and gives any space without a code its code.
+pub async fn state(config: Config, db: Db) -> anyhow::Result<AppState> {
+    let now = SystemClock.now();
+    let keys = KeyRing::load(&db, now)
+        .await
+        .context("cannot load the QR signing keys")?;
+    let filled = crate::qr::codes::backfill(&db, &keys, now).await?;
+    if filled > 0 {
+        tracing::info!(spaces = filled, "gave spaces without a QR code their code");
+    }
+    Ok(AppState {
         db,
         config: Arc::new(config),
         clock: Arc::new(SystemClock),
         metrics: Metrics::global(),
-    }
+        keys: Arc::new(keys),
+    })
 }
 
 /// Binds, calls `ready` with the bound address, and serves until SIGTERM or Ctrl-C, letting

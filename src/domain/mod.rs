@@ -2,6 +2,7 @@
 
 pub mod currency;
 pub mod lot;
+pub mod qr_token;
 pub mod space;
 pub mod text;
 pub mod timezone;

@@ -20,6 +20,7 @@ pub mod error;
 pub mod extract;
 pub mod operator;
 pub mod public;
+pub mod scan;
 
 use error::ApiError;
 
@@ -33,6 +34,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
     components(schemas(error::ProblemBody, error::FieldError)),
     tags(
         (name = "operations", description = "Health and metrics"),
+        (name = "public", description = "Anyone: QR verification keys, scans, quotes"),
         (name = "operator", description = "Lot operators, with an API key"),
     )
 )]
@@ -63,6 +65,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(public::routes())
+        .merge(scan::routes())
         .merge(operator::routes())
 }
 

@@ -118,3 +118,12 @@ pub async fn update(
         .await
         .map_err(StoreError::from_sqlx))
 }
+
+/// A lot of any operator, for public pages (scans, quotes).
+pub async fn get_public(db: &Db, lot_id: Uuid) -> StoreResult<Option<Lot>> {
+    let sql = format!("select {COLUMNS} from lot where lot_id = $1");
+    on_db!(db, pool => Ok(sqlx::query_as::<_, Lot>(sqlx::AssertSqlSafe(sql))
+        .bind(lot_id)
+        .fetch_optional(pool)
+        .await?))
+}

@@ -15,6 +15,8 @@ use crate::config::Backend;
 
 pub mod lots;
 pub mod operators;
+pub mod signing_keys;
+pub mod space_qr;
 pub mod spaces;
 pub mod tariffs;
 

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::space_qr::{self, NewSpaceQr};
 use super::{Constraint, Db, StoreError, StoreResult, on_db};
 use crate::domain::space::{SpaceCode, SpaceStatus};
 
@@ -13,8 +14,18 @@ pub struct Space {
     pub lot_id: Uuid,
     pub code: String,
     pub status: String,
+    pub qr_version: i32,
+    /// The current code's token; `None` only for a space whose code is being rotated.
+    pub qr_token: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A space about to be created, with its first signed code.
+#[derive(Debug, Clone)]
+pub struct NewSpace {
+    pub code: SpaceCode,
+    pub qr: NewSpaceQr,
 }
 
 impl Space {
@@ -34,43 +45,60 @@ pub enum CreateSpacesError {
 }
 
 const COLUMNS: &str = "space.space_id, space.lot_id, space.code, space.status, \
+                       space.qr_version, space_qr.token as qr_token, \
                        space.created_at, space.updated_at";
 
-/// Creates all the spaces or none of them. The caller has checked that the lot is the
-/// operator's and that the codes are distinct; the unique constraint settles races.
+/// Every read joins the current code.
+const FROM: &str = "space left join space_qr on space_qr.space_id = space.space_id";
+
+/// Creates all the spaces, each with its first code, or none of them. The caller has
+/// checked that the lot is the operator's and that the codes are distinct; the unique
+/// constraint settles races.
 pub async fn create_many(
     db: &Db,
     lot_id: Uuid,
-    codes: &[SpaceCode],
+    new: &[NewSpace],
     now: DateTime<Utc>,
 ) -> Result<Vec<Space>, CreateSpacesError> {
-    let spaces: Vec<Space> = codes
+    let spaces: Vec<Space> = new
         .iter()
-        .map(|code| Space {
-            space_id: Uuid::now_v7(),
+        .map(|n| Space {
+            space_id: n.qr.space_id,
             lot_id,
-            code: code.as_str().to_owned(),
+            code: n.code.as_str().to_owned(),
             status: SpaceStatus::Active.as_str().to_owned(),
+            qr_version: n.qr.qr_version,
+            qr_token: Some(n.qr.token.clone()),
             created_at: now,
             updated_at: now,
         })
         .collect();
     let inserted = on_db!(db, pool => async {
         let mut tx = pool.begin().await?;
-        for space in &spaces {
+        for (space, n) in spaces.iter().zip(new) {
             sqlx::query(
-                "insert into space (space_id, lot_id, code, status, created_at, updated_at) \
-                 values ($1, $2, $3, $4, $5, $6)",
+                "insert into space (space_id, lot_id, code, status, qr_version, created_at, \
+                 updated_at) values ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(space.space_id)
             .bind(space.lot_id)
             .bind(&space.code)
             .bind(&space.status)
+            .bind(space.qr_version)
             .bind(now)
             .bind(now)
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from_sqlx)?;
+            sqlx::query(space_qr::INSERT)
+                .bind(n.qr.space_id)
+                .bind(n.qr.qr_version)
+                .bind(&n.qr.kid)
+                .bind(&n.qr.token)
+                .bind(n.qr.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
         }
         tx.commit().await?;
         Ok::<(), StoreError>(())
@@ -81,10 +109,10 @@ pub async fn create_many(
         Err(StoreError::Conflict(Constraint::SpaceCode)) => {
             // Name every taken code, not just the first the database tripped on.
             let existing = list(db, lot_id).await?;
-            let taken: Vec<String> = codes
+            let taken: Vec<String> = new
                 .iter()
-                .filter(|c| existing.iter().any(|s| s.code == c.as_str()))
-                .map(|c| c.as_str().to_owned())
+                .filter(|n| existing.iter().any(|s| s.code == n.code.as_str()))
+                .map(|n| n.code.as_str().to_owned())
                 .collect();
             Err(CreateSpacesError::CodesTaken(taken))
         }
@@ -94,7 +122,7 @@ pub async fn create_many(
 
 /// A lot's spaces in code order.
 pub async fn list(db: &Db, lot_id: Uuid) -> StoreResult<Vec<Space>> {
-    let sql = format!("select {COLUMNS} from space where lot_id = $1 order by code");
+    let sql = format!("select {COLUMNS} from {FROM} where space.lot_id = $1 order by space.code");
     on_db!(db, pool => Ok(sqlx::query_as::<_, Space>(sqlx::AssertSqlSafe(sql))
         .bind(lot_id)
         .fetch_all(pool)
@@ -104,7 +132,7 @@ pub async fn list(db: &Db, lot_id: Uuid) -> StoreResult<Vec<Space>> {
 /// One space of a lot the operator owns; `None` otherwise.
 pub async fn get(db: &Db, operator_id: Uuid, space_id: Uuid) -> StoreResult<Option<Space>> {
     let sql = format!(
-        "select {COLUMNS} from space join lot on lot.lot_id = space.lot_id \
+        "select {COLUMNS} from {FROM} join lot on lot.lot_id = space.lot_id \
          where space.space_id = $1 and lot.operator_id = $2"
     );
     on_db!(db, pool => Ok(sqlx::query_as::<_, Space>(sqlx::AssertSqlSafe(sql))
@@ -122,15 +150,104 @@ pub async fn set_status(
     status: SpaceStatus,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<Space>> {
-    let sql = "update space set status = $3, updated_at = $4 \
-               where space_id = $1 \
-               and lot_id in (select lot_id from lot where operator_id = $2) \
-               returning space_id, lot_id, code, status, created_at, updated_at";
-    on_db!(db, pool => Ok(sqlx::query_as::<_, Space>(sql)
+    let changed = on_db!(db, pool => sqlx::query(
+        "update space set status = $3, updated_at = $4 \
+         where space_id = $1 and lot_id in (select lot_id from lot where operator_id = $2)",
+    )
+    .bind(space_id)
+    .bind(operator_id)
+    .bind(status.as_str())
+    .bind(now)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected()))?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    get(db, operator_id, space_id).await
+}
+
+/// A space of any lot, for the public scan of its code.
+pub async fn get_public(db: &Db, space_id: Uuid) -> StoreResult<Option<Space>> {
+    let sql = format!("select {COLUMNS} from {FROM} where space.space_id = $1");
+    on_db!(db, pool => Ok(sqlx::query_as::<_, Space>(sqlx::AssertSqlSafe(sql))
         .bind(space_id)
-        .bind(operator_id)
-        .bind(status.as_str())
-        .bind(now)
         .fetch_optional(pool)
         .await?))
+}
+
+/// Replaces a space's code with a new version (`make` signs it), in one transaction: from
+/// the commit on, the old token names an old version and is revoked. `None` if the space
+/// is not the operator's.
+pub async fn rotate_code(
+    db: &Db,
+    operator_id: Uuid,
+    space_id: Uuid,
+    make: impl FnOnce(i32) -> NewSpaceQr,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<NewSpaceQr>> {
+    on_db!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        // Writing first takes the write lock at once (SQLite) or the row lock (PostgreSQL),
+        // so concurrent rotations queue instead of reading a stale version.
+        sqlx::query(
+            "delete from space_qr where space_id = $1 and space_id in \
+             (select space_id from space join lot on lot.lot_id = space.lot_id \
+              where lot.operator_id = $2)",
+        )
+        .bind(space_id)
+        .bind(operator_id)
+        .execute(&mut *tx)
+        .await?;
+        let version: Option<i32> = sqlx::query_scalar(
+            "update space set qr_version = qr_version + 1, updated_at = $3 \
+             where space_id = $1 and lot_id in (select lot_id from lot where operator_id = $2) \
+             returning qr_version",
+        )
+        .bind(space_id)
+        .bind(operator_id)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(version) = version else {
+            return Ok(None);
+        };
+        let qr = make(version);
+        sqlx::query(space_qr::INSERT)
+            .bind(qr.space_id)
+            .bind(qr.qr_version)
+            .bind(&qr.kid)
+            .bind(&qr.token)
+            .bind(qr.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        tx.commit().await?;
+        Ok(Some(qr))
+    }
+    .await)
+}
+
+/// Spaces that have no code (created before codes existed), to be given one at start.
+pub async fn without_code(db: &Db) -> StoreResult<Vec<(Uuid, i32)>> {
+    on_db!(db, pool => Ok(sqlx::query_as::<_, (Uuid, i32)>(
+        "select space_id, qr_version from space \
+         where not exists (select 1 from space_qr where space_qr.space_id = space.space_id)",
+    )
+    .fetch_all(pool)
+    .await?))
+}
+
+/// Gives a space without a code its code.
+pub async fn add_missing_code(db: &Db, qr: &NewSpaceQr) -> StoreResult<()> {
+    on_db!(db, pool => sqlx::query(space_qr::INSERT)
+        .bind(qr.space_id)
+        .bind(qr.qr_version)
+        .bind(&qr.kid)
+        .bind(&qr.token)
+        .bind(qr.created_at)
+        .execute(pool)
+        .await
+        .map(|_| ())
+        .map_err(StoreError::from_sqlx))
 }

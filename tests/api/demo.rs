@@ -5,8 +5,12 @@ use crate::helpers::{TestApp, both_backends};
 both_backends!(demo_seed_is_idempotent);
 
 async fn demo_seed_is_idempotent(app: TestApp) {
-    let first = qrpark::cli::demo::seed(&app.db).await.expect("first seed");
-    let second = qrpark::cli::demo::seed(&app.db).await.expect("second seed");
+    let first = qrpark::cli::demo::seed(&app.state)
+        .await
+        .expect("first seed");
+    let second = qrpark::cli::demo::seed(&app.state)
+        .await
+        .expect("second seed");
     assert_eq!(first.lot_id, second.lot_id);
     assert_eq!(first.spaces, 8);
     assert_eq!(second.spaces, 8);

@@ -136,8 +136,8 @@ async fn ids_that_cannot_exist_are_404(app: TestApp) {
 async fn database_failure_is_500_without_its_cause(app: TestApp) {
     let op = app.operator("Broken").await;
     let lot = app.lot(&op, "Lot", "UTC", "EUR").await;
-    // Simulate a broken database: the table the route reads is gone.
-    app.execute("drop table space").await;
+    // Simulate a broken database: the table the route reads has vanished.
+    app.execute("alter table space rename to space_gone").await;
     let answer = app
         .get(&format!("/v1/operator/lots/{lot}/spaces"), Some(&op.key))
         .await;

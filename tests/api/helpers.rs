@@ -43,6 +43,7 @@ pub(crate) use both_backends;
 pub struct TestApp {
     pub base: String,
     pub db: Db,
+    pub state: qrpark::AppState,
     pub client: reqwest::Client,
     /// Keeps the SQLite file's directory alive for the test's duration.
     _dir: Option<TempDir>,
@@ -175,7 +176,10 @@ impl TestApp {
             max_body_bytes: 64 * 1024,
             ..Config::default()
         };
-        let state = qrpark::cli::serve::state(config, db.clone());
+        let state = qrpark::cli::serve::state(config, db.clone())
+            .await
+            .expect("app state");
+        let app_state = state.clone();
         tokio::spawn(async move {
             axum::serve(listener, qrpark::app(state))
                 .await
@@ -184,6 +188,7 @@ impl TestApp {
         Self {
             base: format!("http://{addr}"),
             db,
+            state: app_state,
             client: reqwest::Client::new(),
             _dir: dir,
         }

@@ -9,4 +9,5 @@ mod errors;
 mod isolation;
 mod lots;
 mod operations;
+mod qr;
 mod spaces;

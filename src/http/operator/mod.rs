@@ -6,6 +6,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 
 pub mod lots;
+pub mod qr;
 pub mod spaces;
 
 /// The operator routes.
@@ -15,4 +16,5 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(lots::get_lot, lots::update_lot))
         .routes(routes!(spaces::create_spaces, spaces::list_spaces))
         .routes(routes!(spaces::get_space, spaces::update_space))
+        .routes(routes!(qr::rotate))
 }

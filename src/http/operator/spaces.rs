@@ -10,12 +10,12 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::AppState;
 use crate::domain::space::{MAX_BULK, SpaceCode, SpaceStatus};
 use crate::http::error::{ApiError, FieldError, ProblemBody};
 use crate::http::extract::{IdPath, Json, Operator};
 use crate::store::lots;
 use crate::store::spaces::{self, CreateSpacesError, Space};
+use crate::{AppState, qr};
 
 /// A space as operators see it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -26,19 +26,38 @@ pub struct SpaceView {
     pub code: String,
     #[schema(value_type = String, example = "active")]
     pub status: SpaceStatus,
+    /// What the space's QR code holds: `{public_url}/q/{token}`.
+    pub qr_url: Option<String>,
+    /// The code's version; rotation increments it and revokes the older ones.
+    pub qr_version: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<Space> for SpaceView {
-    fn from(space: Space) -> Self {
+impl SpaceView {
+    /// The view of a stored space, its code's URL under `public_url`.
+    pub fn new(space: Space, public_url: &str) -> Self {
         Self {
             status: space.status(),
+            qr_url: space
+                .qr_token
+                .as_deref()
+                .map(|t| qr::codes::url(public_url, t)),
+            qr_version: space.qr_version,
             id: space.space_id,
             lot_id: space.lot_id,
             code: space.code,
             created_at: space.created_at,
             updated_at: space.updated_at,
+        }
+    }
+
+    fn list(spaces: Vec<Space>, public_url: &str) -> SpaceList {
+        SpaceList {
+            spaces: spaces
+                .into_iter()
+                .map(|s| SpaceView::new(s, public_url))
+                .collect(),
         }
     }
 }
@@ -121,12 +140,12 @@ pub async fn create_spaces(
         .await?
         .ok_or_else(|| ApiError::not_found("lot"))?;
     let codes = body.validate()?;
-    match spaces::create_many(&state.db, lot_id, &codes, state.clock.now()).await {
+    let now = state.clock.now();
+    let new = crate::qr::codes::new_spaces(&state.keys, codes, now).await?;
+    match spaces::create_many(&state.db, lot_id, &new, now).await {
         Ok(created) => Ok((
             StatusCode::CREATED,
-            axum::Json(SpaceList {
-                spaces: created.into_iter().map(SpaceView::from).collect(),
-            }),
+            axum::Json(SpaceView::list(created, &state.config.public_url())),
         )),
         Err(CreateSpacesError::CodesTaken(taken)) => Err(ApiError::problem(
             StatusCode::CONFLICT,
@@ -162,9 +181,10 @@ pub async fn list_spaces(
         .await?
         .ok_or_else(|| ApiError::not_found("lot"))?;
     let spaces = spaces::list(&state.db, lot_id).await?;
-    Ok(axum::Json(SpaceList {
-        spaces: spaces.into_iter().map(SpaceView::from).collect(),
-    }))
+    Ok(axum::Json(SpaceView::list(
+        spaces,
+        &state.config.public_url(),
+    )))
 }
 
 /// One space of the operator's lots.
@@ -186,7 +206,10 @@ pub async fn get_space(
     let space = spaces::get(&state.db, operator.operator_id, space_id)
         .await?
         .ok_or_else(|| ApiError::not_found("space"))?;
-    Ok(axum::Json(space.into()))
+    Ok(axum::Json(SpaceView::new(
+        space,
+        &state.config.public_url(),
+    )))
 }
 
 /// Takes a space out of service or back into it.
@@ -217,5 +240,8 @@ pub async fn update_space(
     )
     .await?
     .ok_or_else(|| ApiError::not_found("space"))?;
-    Ok(axum::Json(space.into()))
+    Ok(axum::Json(SpaceView::new(
+        space,
+        &state.config.public_url(),
+    )))
 }

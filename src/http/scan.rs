@@ -1,0 +1,168 @@
+//! What anyone may check about a QR code: the public keys, and a scanned token.
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::domain::space::SpaceStatus;
+use crate::http::error::{ApiError, ProblemBody};
+use crate::store::{lots, spaces, tariffs};
+
+/// The scan routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(jwks))
+        .routes(routes!(scan))
+}
+
+/// The public keys that verify QR tokens (RFC 7517), current and still-valid older ones.
+#[utoipa::path(
+    get, path = "/.well-known/jwks.json", tag = "public",
+    responses((status = 200, description = "A JWK set of Ed25519 (OKP) keys", body = Object))
+)]
+pub async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let set = state.keys.jwks().await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/jwk-set+json"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        set.to_string(),
+    ))
+}
+
+/// The lot a scanned space belongs to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScanLot {
+    pub id: Uuid,
+    pub name: String,
+    pub address: Option<String>,
+    pub timezone: String,
+    pub currency: String,
+}
+
+/// The scanned space.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScanSpace {
+    pub id: Uuid,
+    pub code: String,
+    /// `active`, or `out_of_service`: parking cannot start there.
+    #[schema(value_type = String)]
+    pub status: SpaceStatus,
+    /// Whether a session may start on this space now.
+    pub available: bool,
+    pub qr_version: i32,
+}
+
+/// The tariff in force, as published by the operator.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScanTariff {
+    pub version: i32,
+    pub effective_from: DateTime<Utc>,
+    /// The tariff document (spec/tariff.md).
+    #[schema(value_type = Object)]
+    pub tariff: serde_json::Value,
+}
+
+/// What a genuine code names.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScanResult {
+    pub lot: ScanLot,
+    pub space: ScanSpace,
+    /// `null` while the operator has not published a tariff.
+    pub tariff: Option<ScanTariff>,
+    /// The key that signed the code, as named in `/.well-known/jwks.json`.
+    pub kid: String,
+}
+
+fn invalid(detail: &str) -> ApiError {
+    ApiError::problem(
+        StatusCode::BAD_REQUEST,
+        "qr_invalid",
+        "QR code invalid",
+        format!("{detail}: do not pay through this code, and tell the lot's operator"),
+    )
+}
+
+/// Verifies a scanned token (signature, key, algorithm, code version) and answers what it
+/// names: the lot, the space and the tariff in force.
+#[utoipa::path(
+    get, path = "/v1/scan/{token}", tag = "public",
+    params(("token" = String, Path, description = "The token from the QR code's URL")),
+    responses(
+        (status = 200, description = "A genuine, current code", body = ScanResult),
+        (status = 400, description = "`qr_invalid`: forged, tampered or malformed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 410, description = "`qr_revoked`: the code was replaced", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn scan(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<axum::Json<ScanResult>, ApiError> {
+    let claims = match state.keys.verify(&token).await? {
+        Ok(claims) => claims,
+        Err(reason) => {
+            // The reason goes to the log, not to whoever is probing with forged codes.
+            tracing::info!(%reason, "refused a QR token");
+            return Err(invalid("this code is not a genuine qrpark code"));
+        }
+    };
+    let space = spaces::get_public(&state.db, claims.space_id)
+        .await?
+        .ok_or_else(|| invalid("this code names no space"))?;
+    let version = i64::from(claims.version);
+    if version < i64::from(space.qr_version) {
+        return Err(ApiError::problem(
+            StatusCode::GONE,
+            "qr_revoked",
+            "QR code revoked",
+            "this code was replaced by the operator: do not pay through it, and look for \
+             the space's current code",
+        ));
+    }
+    if version > i64::from(space.qr_version) {
+        return Err(invalid("this code names a version that was never issued"));
+    }
+    let lot = lots::get_public(&state.db, space.lot_id)
+        .await?
+        .ok_or_else(|| invalid("this code names no lot"))?;
+    let tariff = tariffs::in_force(&state.db, lot.lot_id, state.clock.now())
+        .await?
+        .map(|t| -> Result<ScanTariff, ApiError> {
+            Ok(ScanTariff {
+                version: t.version,
+                effective_from: t.effective_from,
+                tariff: serde_json::from_str(&t.document).map_err(ApiError::internal)?,
+            })
+        })
+        .transpose()?;
+    let status = space.status();
+    Ok(axum::Json(ScanResult {
+        lot: ScanLot {
+            id: lot.lot_id,
+            name: lot.name,
+            address: lot.address,
+            timezone: lot.timezone,
+            currency: lot.currency,
+        },
+        space: ScanSpace {
+            id: space.space_id,
+            code: space.code,
+            status,
+            available: status == SpaceStatus::Active,
+            qr_version: space.qr_version,
+        },
+        tariff,
+        kid: jsonwebtoken::decode_header(&token)
+            .ok()
+            .and_then(|h| h.kid)
+            .unwrap_or_default(),
+    }))
+}

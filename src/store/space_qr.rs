@@ -1,0 +1,80 @@
+//! Each space's current signed code: its token, and its QR matrix once built.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Db, StoreResult, on_db};
+
+/// A space's current code.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SpaceQr {
+    pub space_id: Uuid,
+    pub qr_version: i32,
+    pub kid: String,
+    pub token: String,
+    pub matrix: Option<Vec<u8>>,
+}
+
+/// The current code of a space.
+pub async fn get(db: &Db, space_id: Uuid) -> StoreResult<Option<SpaceQr>> {
+    on_db!(db, pool => Ok(sqlx::query_as::<_, SpaceQr>(
+        "select space_id, qr_version, kid, token, matrix from space_qr where space_id = $1",
+    )
+    .bind(space_id)
+    .fetch_optional(pool)
+    .await?))
+}
+
+/// The current codes of a lot's spaces, by space code.
+pub async fn for_lot(db: &Db, lot_id: Uuid) -> StoreResult<Vec<(String, SpaceQr)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        code: String,
+        #[sqlx(flatten)]
+        qr: SpaceQr,
+    }
+    let rows = on_db!(db, pool => sqlx::query_as::<_, Row>(
+        "select space.code, space_qr.space_id, space_qr.qr_version, space_qr.kid, \
+         space_qr.token, space_qr.matrix from space_qr \
+         join space on space.space_id = space_qr.space_id \
+         where space.lot_id = $1 order by space.code",
+    )
+    .bind(lot_id)
+    .fetch_all(pool)
+    .await)?;
+    Ok(rows.into_iter().map(|r| (r.code, r.qr)).collect())
+}
+
+/// Keeps a built matrix for the code version it was built from (a no-op if the code has
+/// been rotated meanwhile).
+pub async fn store_matrix(
+    db: &Db,
+    space_id: Uuid,
+    qr_version: i32,
+    matrix: &[u8],
+) -> StoreResult<()> {
+    on_db!(db, pool => sqlx::query(
+        "update space_qr set matrix = $3 where space_id = $1 and qr_version = $2",
+    )
+    .bind(space_id)
+    .bind(qr_version)
+    .bind(matrix)
+    .execute(pool)
+    .await
+    .map(|_| ()))?;
+    Ok(())
+}
+
+/// SQL that inserts a space's code; run inside the transaction that creates or rotates it.
+pub const INSERT: &str = "insert into space_qr (space_id, qr_version, kid, token, created_at) \
+                          values ($1, $2, $3, $4, $5)";
+
+/// A code about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewSpaceQr {
+    pub space_id: Uuid,
+    pub qr_version: i32,
+    pub kid: String,
+    pub token: String,
+    pub created_at: DateTime<Utc>,
+}

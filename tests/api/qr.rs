@@ -1,0 +1,294 @@
+//! Signed QR codes: verifiable by anyone with the JWKS alone, rotated on demand, and
+//! refused when forged, tampered, unsigned, foreign, oversized or revoked.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::helpers::{TestApp, TestOperator, both_backends};
+
+both_backends!(
+    codes_verify_with_the_jwks_alone,
+    scan_names_lot_space_and_tariff,
+    rotation_revokes_the_old_code,
+    forged_codes_are_refused,
+    key_rotation_keeps_old_codes_until_retired,
+    other_operators_cannot_rotate,
+);
+
+/// A lot with spaces; returns (lot id, [(space id, qr_url)]).
+async fn lot_with_spaces(
+    app: &TestApp,
+    op: &TestOperator,
+    codes: &[&str],
+) -> (String, Vec<(String, String)>) {
+    let lot = app.lot(op, "Nanjing Road", "Asia/Shanghai", "CNY").await;
+    let created = app
+        .post(
+            &format!("/v1/operator/lots/{lot}/spaces"),
+            Some(&op.key),
+            json!({"codes": codes}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let spaces = created.body["spaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_owned(),
+                s["qr_url"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    (lot, spaces)
+}
+
+fn token_of(url: &str) -> &str {
+    url.rsplit_once("/q/").expect("a /q/ URL").1
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    s: String,
+    v: u32,
+}
+
+async fn codes_verify_with_the_jwks_alone(app: TestApp) {
+    let op = app.operator("Verifiable").await;
+    let (_, spaces) = lot_with_spaces(&app, &op, &["A-1"]).await;
+    let (space_id, url) = &spaces[0];
+    assert!(url.starts_with(&format!("{}/q/", app.base)), "{url}");
+    let token = token_of(url);
+    assert!(token.len() <= 176, "token is {} characters", token.len());
+
+    // Generic JOSE: the JWKS over HTTP and jsonwebtoken, nothing of qrpark's.
+    let jwks = app.get("/.well-known/jwks.json", None).await;
+    assert_eq!(jwks.status, StatusCode::OK);
+    let set: JwkSet = serde_json::from_value(jwks.body.clone()).unwrap();
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.alg, Algorithm::EdDSA);
+    let jwk = set
+        .find(header.kid.as_deref().unwrap())
+        .expect("kid in JWKS");
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    let data =
+        jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+            .expect("verifies with the published key");
+    let id = uuid::Uuid::from_slice(&URL_SAFE_NO_PAD.decode(&data.claims.s).unwrap()).unwrap();
+    assert_eq!(id.to_string(), *space_id);
+    assert_eq!(data.claims.v, 1);
+}
+
+async fn scan_names_lot_space_and_tariff(app: TestApp) {
+    let op = app.operator("Scanned").await;
+    let (lot, spaces) = lot_with_spaces(&app, &op, &["A-1", "A-2"]).await;
+    let scan = app
+        .get(&format!("/v1/scan/{}", token_of(&spaces[0].1)), None)
+        .await;
+    assert_eq!(scan.status, StatusCode::OK, "{}", scan.text);
+    assert_eq!(scan.body["lot"]["id"], lot.as_str());
+    assert_eq!(scan.body["lot"]["name"], "Nanjing Road");
+    assert_eq!(scan.body["lot"]["currency"], "CNY");
+    assert_eq!(scan.body["space"]["code"], "A-1");
+    assert_eq!(scan.body["space"]["available"], true);
+    assert_eq!(scan.body["tariff"], json!(null));
+
+    // Out of service: still genuine, but plainly not available.
+    let off = app
+        .patch(
+            &format!("/v1/operator/spaces/{}", spaces[1].0),
+            Some(&op.key),
+            json!({"status": "out_of_service"}),
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::OK);
+    let scan = app
+        .get(&format!("/v1/scan/{}", token_of(&spaces[1].1)), None)
+        .await;
+    assert_eq!(scan.status, StatusCode::OK);
+    assert_eq!(scan.body["space"]["status"], "out_of_service");
+    assert_eq!(scan.body["space"]["available"], false);
+}
+
+async fn rotation_revokes_the_old_code(app: TestApp) {
+    let op = app.operator("Rotator").await;
+    let (_, spaces) = lot_with_spaces(&app, &op, &["A-1"]).await;
+    let (space_id, old_url) = &spaces[0];
+    let rotated = app
+        .call(
+            Method::POST,
+            &format!("/v1/operator/spaces/{space_id}/qr/rotate"),
+            Some(&op.key),
+            None,
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
+    let new_url = rotated.body["qr_url"].as_str().unwrap();
+    assert_ne!(new_url, old_url);
+    assert_eq!(rotated.body["qr_version"], 2);
+
+    let old = app
+        .get(&format!("/v1/scan/{}", token_of(old_url)), None)
+        .await;
+    assert_eq!(old.status, StatusCode::GONE);
+    assert_eq!(old.problem_code(), "qr_revoked");
+    let new = app
+        .get(&format!("/v1/scan/{}", token_of(new_url)), None)
+        .await;
+    assert_eq!(new.status, StatusCode::OK);
+    assert_eq!(new.body["space"]["qr_version"], 2);
+    // The space now shows the new code.
+    let space = app
+        .get(&format!("/v1/operator/spaces/{space_id}"), Some(&op.key))
+        .await;
+    assert_eq!(space.body["qr_url"], new_url);
+}
+
+async fn forged_codes_are_refused(app: TestApp) {
+    let op = app.operator("Target").await;
+    let (_, spaces) = lot_with_spaces(&app, &op, &["A-1"]).await;
+    let token = token_of(&spaces[0].1).to_owned();
+    let parts: Vec<&str> = token.split('.').collect();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+
+    // Tampered: a higher version under the genuine signature.
+    let bumped = URL_SAFE_NO_PAD.encode(json!({"s": claims["s"], "v": 2}).to_string());
+    let tampered = format!("{}.{bumped}.{}", parts[0], parts[2]);
+    // Unsigned: alg none.
+    let none = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","kid":"k1"}"#);
+    let unsigned = format!("{none}.{}.", parts[1]);
+    // Foreign key: a well-formed EdDSA token from someone else's key under our kid.
+    let foreign = {
+        use jsonwebtoken::{EncodingKey, Header};
+        let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIHBgJSkzrG56SpsOsmMsWgQKhyV624aaPszD0WtyTyZH\n-----END PRIVATE KEY-----\n";
+        let header = Header {
+            typ: None,
+            kid: Some("k1".into()),
+            ..Header::new(Algorithm::EdDSA)
+        };
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(),
+        )
+        .unwrap()
+    };
+    // Symmetric confusion: HS256 keyed with something public.
+    let hs = {
+        use jsonwebtoken::{EncodingKey, Header};
+        let header = Header {
+            kid: Some("k1".into()),
+            ..Header::new(Algorithm::HS256)
+        };
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(b"k1").unwrap()).unwrap()
+    };
+    let oversized = format!("{token}{}", "A".repeat(600));
+    for (what, bad) in [
+        ("tampered", tampered.as_str()),
+        ("alg none", unsigned.as_str()),
+        ("foreign key", foreign.as_str()),
+        ("HS256", hs.as_str()),
+        ("garbage", "not-a-token"),
+        ("empty parts", "a..c"),
+        ("oversized", oversized.as_str()),
+    ] {
+        let answer = app.get(&format!("/v1/scan/{bad}"), None).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{what}: {}",
+            answer.text
+        );
+        assert_eq!(answer.problem_code(), "qr_invalid", "{what}");
+    }
+    // The genuine one still works.
+    assert_eq!(
+        app.get(&format!("/v1/scan/{token}"), None).await.status,
+        StatusCode::OK
+    );
+}
+
+async fn key_rotation_keeps_old_codes_until_retired(app: TestApp) {
+    let op = app.operator("Keys").await;
+    let (_, spaces) = lot_with_spaces(&app, &op, &["A-1", "A-2"]).await;
+    let k1_token = token_of(&spaces[0].1).to_owned();
+    let kid = qrpark::qr::keyring::rotate(&app.db, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(kid, "k2");
+    app.state.keys.refresh().await.unwrap();
+    let rotated = app
+        .call(
+            Method::POST,
+            &format!("/v1/operator/spaces/{}/qr/rotate", spaces[1].0),
+            Some(&op.key),
+            None,
+        )
+        .await;
+    let k2_token = token_of(rotated.body["qr_url"].as_str().unwrap()).to_owned();
+    assert_eq!(
+        jsonwebtoken::decode_header(&k2_token)
+            .unwrap()
+            .kid
+            .as_deref(),
+        Some("k2")
+    );
+    let jwks = app.get("/.well-known/jwks.json", None).await;
+    let kids: Vec<&str> = jwks.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids, vec!["k1", "k2"]);
+    // Both generations scan.
+    assert_eq!(
+        app.get(&format!("/v1/scan/{k1_token}"), None).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get(&format!("/v1/scan/{k2_token}"), None).await.status,
+        StatusCode::OK
+    );
+    // Retiring k1 drops it from the JWKS and its codes stop verifying.
+    qrpark::store::signing_keys::retire(&app.db, "k1", chrono::Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    app.state.keys.refresh().await.unwrap();
+    let jwks = app.get("/.well-known/jwks.json", None).await;
+    assert_eq!(jwks.body["keys"].as_array().unwrap().len(), 1);
+    let old = app.get(&format!("/v1/scan/{k1_token}"), None).await;
+    assert_eq!(old.problem_code(), "qr_invalid");
+}
+
+async fn other_operators_cannot_rotate(app: TestApp) {
+    let owner = app.operator("Owner").await;
+    let intruder = app.operator("Intruder").await;
+    let (_, spaces) = lot_with_spaces(&app, &owner, &["A-1"]).await;
+    let answer = app
+        .call(
+            Method::POST,
+            &format!("/v1/operator/spaces/{}/qr/rotate", spaces[0].0),
+            Some(&intruder.key),
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(answer.problem_code(), "not_found");
+    assert_eq!(
+        app.get(&format!("/v1/scan/{}", token_of(&spaces[0].1)), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
