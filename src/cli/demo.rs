@@ -9,9 +9,10 @@ use crate::config::Config;
 use crate::domain::currency::Currency;
 use crate::domain::lot::{Address, LotName, NewLot};
 use crate::domain::space::SpaceCode;
+use crate::domain::tariff::Tariff;
 use crate::domain::timezone::TimeZone;
 use crate::identity::operator_key;
-use crate::store::{lots, operators, spaces};
+use crate::store::{lots, operators, spaces, tariffs};
 
 /// The demo data, compiled in so the binary works from any directory.
 const DEMO: &str = include_str!("../../fixtures/demo.json");
@@ -38,7 +39,21 @@ struct DemoLot {
     address: String,
     timezone: String,
     currency: String,
+    /// A file name under fixtures/tariffs/, listed in [`TARIFFS`].
+    tariff: String,
 }
+
+/// The fixture tariffs the demo may publish, compiled in.
+const TARIFFS: &[(&str, &str)] = &[
+    (
+        "shanghai-commercial.json",
+        include_str!("../../fixtures/tariffs/shanghai-commercial.json"),
+    ),
+    (
+        "beijing-on-street.json",
+        include_str!("../../fixtures/tariffs/beijing-on-street.json"),
+    ),
+];
 
 /// What seeding produced, for the welcome text.
 pub struct Seeded {
@@ -46,13 +61,16 @@ pub struct Seeded {
     pub lot_id: uuid::Uuid,
     pub lot_name: String,
     pub spaces: usize,
+    /// One space's code and the token its QR code carries.
+    pub sample_space: Option<(String, String)>,
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let db = super::serve::open_database(&config).await?;
     let state = super::serve::state(config, db).await?;
     let seeded = seed(&state).await?;
-    super::serve::serve(state, |addr| welcome(addr, &seeded)).await
+    let public_url = state.config.public_url();
+    super::serve::serve(state, |addr| welcome(addr, &public_url, &seeded)).await
 }
 
 /// Creates whatever part of the demo data is missing; running it twice changes nothing.
@@ -87,6 +105,15 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
             lots::create(db, operator.operator_id, &new_lot, now).await?
         }
     };
+    if tariffs::in_force(db, lot.lot_id, now).await?.is_none() {
+        let (_, text) = TARIFFS
+            .iter()
+            .find(|(name, _)| *name == demo.lot.tariff)
+            .with_context(|| format!("demo tariff {} is not compiled in", demo.lot.tariff))?;
+        let tariff = Tariff::from_json_str(text)?;
+        let document = tariff.to_json().to_string();
+        tariffs::publish(db, lot.lot_id, &document, tariff.currency().code(), now).await?;
+    }
     let present = spaces::list(db, lot.lot_id).await?;
     let missing = demo
         .spaces
@@ -98,7 +125,12 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
         let new = crate::qr::codes::new_spaces(&state.keys, missing.clone(), now).await?;
         spaces::create_many(db, lot.lot_id, &new, now).await?;
     }
+    let sample_space = spaces::list(db, lot.lot_id)
+        .await?
+        .into_iter()
+        .find_map(|s| s.qr_token.map(|token| (s.code, token)));
     Ok(Seeded {
+        sample_space,
         api_key: demo.operator.api_key,
         lot_id: lot.lot_id,
         lot_name: lot.name,
@@ -106,8 +138,14 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
     })
 }
 
-fn welcome(addr: std::net::SocketAddr, seeded: &Seeded) {
+fn welcome(addr: std::net::SocketAddr, public_url: &str, seeded: &Seeded) {
     let base = format!("http://{addr}");
+    if let Some((code, token)) = &seeded.sample_space {
+        let url = crate::qr::codes::url(public_url, token);
+        println!(
+            "\nSpace {code}'s signed QR code holds:\n  {url}\n  (check it: curl {base}/v1/scan/{token})"
+        );
+    }
     println!(
         "\nqrpark demo is running at {base}\n\n  \
          API docs      {base}/docs\n  \
@@ -116,7 +154,9 @@ fn welcome(addr: std::net::SocketAddr, seeded: &Seeded) {
          Demo operator API key: {key}\n\
          Demo lot: {lot} ({id}), {spaces} spaces\n\n\
          Try:\n  curl -H 'Authorization: Bearer {key}' {base}/v1/operator/lots\n  \
-         curl -H 'Authorization: Bearer {key}' {base}/v1/operator/lots/{id}/spaces\n\n\
+         curl -H 'Authorization: Bearer {key}' {base}/v1/operator/lots/{id}/spaces\n  \
+         curl -H 'Authorization: Bearer {key}' {base}/v1/operator/lots/{id}/tariff\n  \
+         curl -H 'Content-Type: application/json' -d '{{\"start\":\"2026-09-29T09:00:00+08:00\",\"end\":\"2026-09-29T11:30:00+08:00\"}}' {base}/v1/lots/{id}/quote\n\n\
          Stop with Ctrl-C.",
         key = seeded.api_key,
         lot = seeded.lot_name,

@@ -10,6 +10,7 @@ pub mod demo;
 mod keys;
 mod operator;
 pub mod serve;
+mod tariff;
 
 /// QR-code parking payment: signed codes per space, exact tariffs, city identity.
 #[derive(Debug, Parser)]
@@ -44,6 +45,11 @@ pub enum Command {
     Migrate,
     /// Exit 0 if the server at --bind answers /healthz with 200 (for container health checks).
     Healthcheck,
+    /// Work with tariff documents offline.
+    #[command(subcommand)]
+    Tariff(tariff::TariffCommand),
+    /// Price an interval offline under a tariff file, with the breakdown.
+    Quote(tariff::QuoteArgs),
     /// Manage the keys that sign QR codes.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -65,12 +71,20 @@ impl Cli {
 
 /// Runs the parsed command line to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = Config::load(cli.config.as_deref(), &cli.overrides())?;
-    crate::telemetry::init_logging(config.log_format);
+    let overrides = cli.overrides();
+    // Offline commands (tariff, quote) need neither configuration nor a database.
+    let config = || -> anyhow::Result<Config> {
+        let config = Config::load(cli.config.as_deref(), &overrides)?;
+        crate::telemetry::init_logging(config.log_format);
+        Ok(config)
+    };
     match cli.command {
-        Command::Demo => demo::run(config).await,
-        Command::Serve => serve::run(config).await,
+        Command::Tariff(command) => tariff::check(command),
+        Command::Quote(args) => tariff::quote(args),
+        Command::Demo => demo::run(config()?).await,
+        Command::Serve => serve::run(config()?).await,
         Command::Migrate => {
+            let config = config()?;
             let db = serve::open_database(&config).await?;
             db.close().await;
             println!(
@@ -79,9 +93,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Operator(command) => operator::run(config, command).await,
-        Command::Keys(command) => keys::run(config, command).await,
-        Command::Healthcheck => healthcheck(config.bind).await,
+        Command::Operator(command) => operator::run(config()?, command).await,
+        Command::Keys(command) => keys::run(config()?, command).await,
+        Command::Healthcheck => healthcheck(config()?.bind).await,
     }
 }
 

@@ -2,7 +2,9 @@
 
 pub mod currency;
 pub mod lot;
+pub mod money;
 pub mod qr_token;
 pub mod space;
+pub mod tariff;
 pub mod text;
 pub mod timezone;

@@ -20,6 +20,7 @@ pub mod error;
 pub mod extract;
 pub mod operator;
 pub mod public;
+pub mod quote;
 pub mod scan;
 
 use error::ApiError;
@@ -66,6 +67,7 @@ fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(public::routes())
         .merge(scan::routes())
+        .merge(quote::routes())
         .merge(operator::routes())
 }
 

@@ -25,4 +25,24 @@ async fn demo_seed_is_idempotent(app: TestApp) {
         )
         .await;
     assert_eq!(spaces.body["spaces"].as_array().unwrap().len(), 8);
+    // One tariff version, however often the demo starts, and it prices quotes.
+    let tariff = app
+        .get(
+            &format!("/v1/operator/lots/{}/tariff", first.lot_id),
+            Some(&first.api_key),
+        )
+        .await;
+    assert_eq!(tariff.body["history"].as_array().unwrap().len(), 1);
+    let quote = app
+        .post(
+            &format!("/v1/lots/{}/quote", first.lot_id),
+            None,
+            serde_json::json!({"start": "2026-09-29T09:00:00+08:00", "end": "2026-09-29T11:30:00+08:00"}),
+        )
+        .await;
+    assert_eq!(quote.status, reqwest::StatusCode::OK, "{}", quote.text);
+    // shanghai-commercial.json, by hand: 09:00 and 09:30 are two 30-minute increments of
+    // the first step (5.00 each); from elapsed minute 60 the hourly step applies: 10:00 and
+    // 11:00 at 8.00 each. 10.00 + 16.00 = 26.00.
+    assert_eq!(quote.body["total"], "26.00", "{}", quote.text);
 }

@@ -196,11 +196,15 @@ impl TestApp {
 
     /// Runs raw SQL against the app's database (to simulate failures).
     pub async fn execute(&self, sql: &'static str) {
+        self.try_execute(sql).await.expect("execute SQL");
+    }
+
+    /// Runs raw SQL and reports whether the database accepted it.
+    pub async fn try_execute(&self, sql: &'static str) -> Result<(), sqlx::Error> {
         match &self.db {
             Db::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
             Db::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
         }
-        .expect("execute SQL");
     }
 
     /// A new operator with one API key, made as the CLI makes them.

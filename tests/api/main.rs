@@ -11,3 +11,4 @@ mod lots;
 mod operations;
 mod qr;
 mod spaces;
+mod tariffs;

@@ -8,6 +8,7 @@ use crate::AppState;
 pub mod lots;
 pub mod qr;
 pub mod spaces;
+pub mod tariff;
 
 /// The operator routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -17,4 +18,5 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(spaces::create_spaces, spaces::list_spaces))
         .routes(routes!(spaces::get_space, spaces::update_space))
         .routes(routes!(qr::rotate))
+        .routes(routes!(tariff::put_tariff, tariff::get_tariff))
 }

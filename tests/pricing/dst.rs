@@ -1,0 +1,251 @@
+//! Daylight-saving time: Europe/Berlin (2026-03-29 02:00 -> 03:00, 2026-10-25 03:00 ->
+//! 02:00) and America/New_York (2026-03-08 02:00 -> 03:00, 2026-11-01 02:00 -> 01:00).
+//! Durations are real elapsed time; a time in the gap is the first instant after it; a
+//! repeated time is the earlier instant.
+
+use qrpark::domain::tariff::price;
+
+use crate::support::*;
+
+const HOURLY_EUR: &str = r#"{"currency":"EUR","rules":[
+    {"name":"all","price":{"every_minutes":60,"amount":"1.00"}}]}"#;
+
+fn rfc(fee: &qrpark::domain::tariff::Fee) -> Vec<(String, String)> {
+    fee.lines
+        .iter()
+        .map(|l| (l.from.to_rfc3339(), l.to.to_rfc3339()))
+        .collect()
+}
+
+#[test]
+fn spring_forward_night_is_an_hour_shorter() {
+    // Sat 23:00 CET (22:00Z) - Sun 05:00 CEST (03:00Z) = 5 real hours.
+    // Sat 23:00-00:00: 1 x 1.00; Sun 00:00-05:00 local is 4 real hours: 4 x 1.00.
+    let fee = quote(
+        &tariff(HOURLY_EUR),
+        BERLIN,
+        "2026-03-28 23:00",
+        "2026-03-29 05:00",
+    );
+    assert_fee(
+        &fee,
+        "5.00",
+        &[
+            "all 28 23:00-29 00:00 x1 1.00 1.00",
+            "all 29 00:00-29 05:00 x4 4.00 4.00",
+        ],
+    );
+    assert_eq!(rfc(&fee)[1].1, "2026-03-29T05:00:00+02:00");
+}
+
+#[test]
+fn fall_back_night_is_an_hour_longer() {
+    // Sat 23:00 CEST (21:00Z) - Sun 05:00 CET (04:00Z) = 7 real hours: 1 + 6 increments.
+    let fee = quote(
+        &tariff(HOURLY_EUR),
+        BERLIN,
+        "2026-10-24 23:00",
+        "2026-10-25 05:00",
+    );
+    assert_fee(
+        &fee,
+        "7.00",
+        &[
+            "all 24 23:00-25 00:00 x1 1.00 1.00",
+            "all 25 00:00-25 05:00 x6 6.00 6.00",
+        ],
+    );
+    assert_eq!(
+        rfc(&fee)[1],
+        (
+            "2026-10-25T00:00:00+02:00".into(),
+            "2026-10-25T05:00:00+01:00".into()
+        )
+    );
+}
+
+#[test]
+fn the_23_hour_calendar_day_is_one_cap_period() {
+    // Sun 2026-03-29 00:00 - Mon 00:00 is 23 real hours: 23 x 1.00, daily cap 20.00.
+    let doc = HOURLY_EUR.replace(
+        r#""rules""#,
+        r#""daily_cap":{"amount":"20.00","period":"calendar_day"},"rules""#,
+    );
+    let fee = quote(
+        &tariff(&doc),
+        BERLIN,
+        "2026-03-29 00:00",
+        "2026-03-30 00:00",
+    );
+    assert_fee(&fee, "20.00", &["all 29 00:00-30 00:00 x23 23.00 20.00"]);
+}
+
+#[test]
+fn the_25_hour_calendar_day_is_one_cap_period() {
+    // Sun 2026-10-25 00:00 - Mon 00:00 is 25 real hours: 25 x 1.00, one period: 20.00.
+    let doc = HOURLY_EUR.replace(
+        r#""rules""#,
+        r#""daily_cap":{"amount":"20.00","period":"calendar_day"},"rules""#,
+    );
+    let fee = quote(
+        &tariff(&doc),
+        BERLIN,
+        "2026-10-25 00:00",
+        "2026-10-26 00:00",
+    );
+    assert_fee(&fee, "20.00", &["all 25 00:00-26 00:00 x25 25.00 20.00"]);
+}
+
+#[test]
+fn rolling_periods_are_24_real_hours_across_fall_back() {
+    // Same 25 h with rolling_24h: increments 0..23 fall in period 1 (24.00 -> 20.00);
+    // the 25th starts at 24 h (Sun 23:00 CET), period 2: 1.00. Total 21.00.
+    let doc = HOURLY_EUR.replace(
+        r#""rules""#,
+        r#""daily_cap":{"amount":"20.00","period":"rolling_24h"},"rules""#,
+    );
+    let fee = quote(
+        &tariff(&doc),
+        BERLIN,
+        "2026-10-25 00:00",
+        "2026-10-26 00:00",
+    );
+    assert_fee(&fee, "21.00", &["all 25 00:00-26 00:00 x25 25.00 21.00"]);
+}
+
+#[test]
+fn a_window_starting_in_the_gap_starts_after_it() {
+    // early 02:30-06:00 on 2026-03-29: 02:30 does not exist, so it starts at 03:00 CEST
+    // (01:00Z) and ends 06:00 CEST (04:00Z): 3 h = 6 x 1.00.
+    let t = tariff(
+        r#"{"currency":"EUR","rules":[{"name":"early","from":"02:30","to":"06:00",
+            "price":{"every_minutes":30,"amount":"1.00"}}]}"#,
+    );
+    let fee = quote(&t, BERLIN, "2026-03-29 00:00", "2026-03-29 07:00");
+    assert_fee(&fee, "6.00", &["early 29 03:00-29 06:00 x6 6.00 6.00"]);
+    assert_eq!(rfc(&fee)[0].0, "2026-03-29T03:00:00+02:00");
+}
+
+#[test]
+fn a_window_starting_in_the_repeated_hour_takes_the_earlier_instant() {
+    // late 02:30-05:00 on 2026-10-25: 02:30 occurs twice; the earlier is 02:30 CEST
+    // (00:30Z). 05:00 CET is 04:00Z: 3.5 real hours = 7 x 1.00.
+    let t = tariff(
+        r#"{"currency":"EUR","rules":[{"name":"late","from":"02:30","to":"05:00",
+            "price":{"every_minutes":30,"amount":"1.00"}}]}"#,
+    );
+    let fee = quote(&t, BERLIN, "2026-10-25 00:00", "2026-10-25 06:00");
+    assert_fee(&fee, "7.00", &["late 25 02:30-25 05:00 x7 7.00 7.00"]);
+    assert_eq!(
+        rfc(&fee)[0],
+        (
+            "2026-10-25T02:30:00+02:00".into(),
+            "2026-10-25T05:00:00+01:00".into()
+        )
+    );
+}
+
+#[test]
+fn a_window_ending_in_the_repeated_hour_ends_at_the_earlier_instant() {
+    // early-close 00:00-02:30 on 2026-10-25: 00:00 CEST (22:00Z) to 02:30 CEST (00:30Z),
+    // 2.5 h = 5 x 1.00; the rest of the session is uncovered.
+    let t = tariff(
+        r#"{"currency":"EUR","rules":[{"name":"early-close","from":"00:00","to":"02:30",
+            "price":{"every_minutes":30,"amount":"1.00"}}]}"#,
+    );
+    let fee = quote(&t, BERLIN, "2026-10-25 00:00", "2026-10-25 04:00");
+    assert_fee(
+        &fee,
+        "5.00",
+        &["early-close 25 00:00-25 02:30 x5 5.00 5.00"],
+    );
+    assert_eq!(rfc(&fee)[0].1, "2026-10-25T02:30:00+02:00");
+}
+
+#[test]
+fn berlin_meter_across_the_spring_weekend() {
+    // berlin-meter-zone Sat 2026-03-28 19:00 - Mon 03-30 09:00: meter Sat 19:00-20:00
+    // 4 x 0.75 = 3.00 (+01:00); Sunday free; Mon 08:00-09:00 4 x 0.75 = 3.00 (+02:00).
+    let fee = quote(
+        &tariff(BERLIN_METER),
+        BERLIN,
+        "2026-03-28 19:00",
+        "2026-03-30 09:00",
+    );
+    assert_fee(
+        &fee,
+        "6.00",
+        &[
+            "meter 28 19:00-28 20:00 x4 3.00 3.00",
+            "meter 30 08:00-30 09:00 x4 3.00 3.00",
+        ],
+    );
+    assert_eq!(rfc(&fee)[0].0, "2026-03-28T19:00:00+01:00");
+    assert_eq!(rfc(&fee)[1].0, "2026-03-30T08:00:00+02:00");
+}
+
+const OVERNIGHT_USD: &str = r#"{"currency":"USD","rules":[{"name":"overnight",
+    "from":"22:00","to":"06:00","price":{"every_minutes":60,"amount":"2.00"}}]}"#;
+
+#[test]
+fn new_york_spring_forward_overnight() {
+    // Sat 2026-03-07 22:00 EST (03:00Z) - Sun 06:00 EDT (10:00Z): 7 h = 7 x 2.00.
+    let fee = quote(
+        &tariff(OVERNIGHT_USD),
+        NEW_YORK,
+        "2026-03-07 22:00",
+        "2026-03-08 06:00",
+    );
+    assert_fee(
+        &fee,
+        "14.00",
+        &["overnight 07 22:00-08 06:00 x7 14.00 14.00"],
+    );
+    assert_eq!(rfc(&fee)[0].1, "2026-03-08T06:00:00-04:00");
+}
+
+#[test]
+fn new_york_fall_back_overnight() {
+    // Sat 2026-10-31 22:00 EDT (02:00Z) - Sun 06:00 EST (11:00Z): 9 h = 9 x 2.00.
+    let fee = quote(
+        &tariff(OVERNIGHT_USD),
+        NEW_YORK,
+        "2026-10-31 22:00",
+        "2026-11-01 06:00",
+    );
+    assert_fee(
+        &fee,
+        "18.00",
+        &["overnight 31 22:00-01 06:00 x9 18.00 18.00"],
+    );
+}
+
+#[test]
+fn a_session_starting_in_the_second_pass_of_the_repeated_hour() {
+    // 01:30 EST (06:30Z, the later 01:30) - 03:00 EST (08:00Z): 1.5 h = 2 x 1.00, and
+    // the line shows the real offset.
+    let t = tariff(
+        r#"{"currency":"USD","rules":[{"name":"all","price":{"every_minutes":60,"amount":"1.00"}}]}"#,
+    );
+    let fee = price(
+        &t,
+        NEW_YORK,
+        instant("2026-11-01T01:30:00-05:00"),
+        instant("2026-11-01T03:00:00-05:00"),
+    )
+    .unwrap();
+    assert_fee(&fee, "2.00", &["all 01 01:30-01 03:00 x2 2.00 2.00"]);
+    assert_eq!(rfc(&fee)[0].0, "2026-11-01T01:30:00-05:00");
+}
+
+#[test]
+fn a_flat_window_starting_in_the_new_york_gap() {
+    // early-bird 02:15-04:00 on 2026-03-08: starts at 03:00 EDT (07:00Z), ends 04:00 EDT.
+    let t = tariff(
+        r#"{"currency":"USD","rules":[{"name":"early-bird","from":"02:15","to":"04:00",
+            "price":{"flat":"5.00"}}]}"#,
+    );
+    let fee = quote(&t, NEW_YORK, "2026-03-08 01:00", "2026-03-08 05:00");
+    assert_fee(&fee, "5.00", &["early-bird 08 03:00-08 04:00 x1 5.00 5.00"]);
+    assert_eq!(rfc(&fee)[0].0, "2026-03-08T03:00:00-04:00");
+}
