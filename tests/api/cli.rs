@@ -207,3 +207,101 @@ fn demo_serves_and_stops_gracefully_on_sigterm() {
     let exit = child.wait().unwrap();
     assert!(exit.success(), "qrpark exited with {exit} after SIGTERM");
 }
+
+#[test]
+fn tariff_check_names_every_problem_and_summarises_a_good_tariff() {
+    let dir = TempDir::new();
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/tariffs/beijing-on-street.json"
+    );
+    let out = qrpark(&dir, &["tariff", "check", fixture]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("valid") && stdout.contains("CNY"),
+        "{stdout}"
+    );
+
+    let bad = dir.0.join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"currency":"CNY","rules":[{"name":"a","price":{"flat":1}},{"name":"a","from":"7:00","price":{"free":true}}]}"#,
+    )
+    .unwrap();
+    let out = qrpark(&dir, &["tariff", "check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for path in [
+        "$.rules[0].price.flat:",
+        "$.rules[1].name:",
+        "$.rules[1].from:",
+    ] {
+        assert!(stdout.contains(path), "{path} missing from {stdout}");
+    }
+}
+
+#[test]
+fn quote_prints_the_breakdown() {
+    let dir = TempDir::new();
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/tariffs/beijing-on-street.json"
+    );
+    // Local times in the lot's zone; the same as the spec's 10:00-12:00 example: 25.00.
+    let args = [
+        "quote",
+        "--tariff",
+        fixture,
+        "--timezone",
+        "Asia/Shanghai",
+        "--start",
+        "2026-09-29T10:00",
+        "--end",
+        "2026-09-29T12:00",
+    ];
+    let out = qrpark(&dir, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("day") && stdout.contains("2026-09-29T10:00:00+08:00"),
+        "{stdout}"
+    );
+    let total = stdout.lines().last().unwrap();
+    assert!(
+        total.contains("total") && total.contains("25.00 CNY"),
+        "{total}"
+    );
+
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let out = qrpark(&dir, &json_args);
+    let fee: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(fee["total"], "25.00");
+
+    // A local time inside the spring-forward gap does not exist.
+    let gap = qrpark(
+        &dir,
+        &[
+            "quote",
+            "--tariff",
+            fixture,
+            "--timezone",
+            "Europe/Berlin",
+            "--start",
+            "2026-03-29T02:30",
+            "--end",
+            "2026-03-29T04:00",
+        ],
+    );
+    assert!(!gap.status.success());
+    assert!(String::from_utf8_lossy(&gap.stderr).contains("does not exist"));
+}
