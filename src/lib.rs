@@ -13,6 +13,7 @@ pub mod domain;
 pub mod http;
 pub mod identity;
 pub mod qr;
+pub mod render;
 pub mod store;
 pub mod telemetry;
 

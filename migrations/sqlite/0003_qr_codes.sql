@@ -25,6 +25,8 @@ create table space_qr (
     -- The built QR matrix, filled on first use: choosing the mask is the costly part of
     -- drawing a code, so it is done once per code version.
     matrix blob,
+    -- The URL the matrix encodes: a change of public URL makes the cached matrix stale.
+    matrix_url text,
     created_at text not null,
     -- The stored code is always the space's current one.
     foreign key (space_id, qr_version) references space (space_id, qr_version)

@@ -6,7 +6,8 @@ use uuid::Uuid;
 use super::keyring::KeyRing;
 use crate::domain::qr_token::{QrClaims, QrSigningKey};
 use crate::domain::space::SpaceCode;
-use crate::store::space_qr::NewSpaceQr;
+use crate::render::{QrMatrix, SheetEntry, qr_sheet_pdf};
+use crate::store::space_qr::{self, NewSpaceQr, SpaceQr};
 use crate::store::spaces::NewSpace;
 use crate::store::{Db, StoreResult, spaces};
 
@@ -57,4 +58,58 @@ pub async fn new_spaces(
             qr: sign(&key, Uuid::now_v7(), 1, now),
         })
         .collect())
+}
+
+/// The built QR matrix of a space's current code: from the cache when it encodes this URL,
+/// otherwise built now (the costly mask choice) and kept for next time.
+pub async fn matrix(db: &Db, qr: &SpaceQr, public_url: &str) -> anyhow::Result<QrMatrix> {
+    let url = url(public_url, &qr.token);
+    if let (Some(bytes), Some(cached_url)) = (&qr.matrix, &qr.matrix_url)
+        && *cached_url == url
+        && let Ok(matrix) = QrMatrix::from_bytes(bytes)
+    {
+        return Ok(matrix);
+    }
+    let built = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || QrMatrix::build(&url)).await??
+    };
+    space_qr::store_matrix(db, qr.space_id, qr.qr_version, &url, &built.to_bytes()).await?;
+    Ok(built)
+}
+
+/// The printable sheet of every space of a lot: A4 pages, a labelled code per space.
+pub async fn lot_sheet(
+    db: &Db,
+    lot_id: Uuid,
+    lot_name: &str,
+    public_url: &str,
+) -> anyhow::Result<Vec<u8>> {
+    let codes = space_qr::for_lot(db, lot_id).await?;
+    let mut matrices = Vec::with_capacity(codes.len());
+    for (_, qr) in &codes {
+        matrices.push(matrix(db, qr, public_url).await?);
+    }
+    let urls: Vec<String> = codes
+        .iter()
+        .map(|(_, qr)| url(public_url, &qr.token))
+        .collect();
+    let title = format!("{lot_name}: parking space codes");
+    let lot_name = lot_name.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let entries: Vec<SheetEntry<'_>> = codes
+            .iter()
+            .zip(&urls)
+            .zip(&matrices)
+            .map(|(((code, _), url), matrix)| SheetEntry {
+                lot_name: &lot_name,
+                space_code: code,
+                url,
+                matrix,
+            })
+            .collect();
+        qr_sheet_pdf(&title, &entries)
+    })
+    .await?
+    .map_err(Into::into)
 }

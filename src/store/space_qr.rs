@@ -13,12 +13,14 @@ pub struct SpaceQr {
     pub kid: String,
     pub token: String,
     pub matrix: Option<Vec<u8>>,
+    pub matrix_url: Option<String>,
 }
 
 /// The current code of a space.
 pub async fn get(db: &Db, space_id: Uuid) -> StoreResult<Option<SpaceQr>> {
     on_db!(db, pool => Ok(sqlx::query_as::<_, SpaceQr>(
-        "select space_id, qr_version, kid, token, matrix from space_qr where space_id = $1",
+        "select space_id, qr_version, kid, token, matrix, matrix_url from space_qr \
+         where space_id = $1",
     )
     .bind(space_id)
     .fetch_optional(pool)
@@ -35,7 +37,7 @@ pub async fn for_lot(db: &Db, lot_id: Uuid) -> StoreResult<Vec<(String, SpaceQr)
     }
     let rows = on_db!(db, pool => sqlx::query_as::<_, Row>(
         "select space.code, space_qr.space_id, space_qr.qr_version, space_qr.kid, \
-         space_qr.token, space_qr.matrix from space_qr \
+         space_qr.token, space_qr.matrix, space_qr.matrix_url from space_qr \
          join space on space.space_id = space_qr.space_id \
          where space.lot_id = $1 order by space.code",
     )
@@ -45,20 +47,23 @@ pub async fn for_lot(db: &Db, lot_id: Uuid) -> StoreResult<Vec<(String, SpaceQr)
     Ok(rows.into_iter().map(|r| (r.code, r.qr)).collect())
 }
 
-/// Keeps a built matrix for the code version it was built from (a no-op if the code has
-/// been rotated meanwhile).
+/// Keeps a built matrix, and the URL it encodes, for the code version it was built from
+/// (a no-op if the code has been rotated meanwhile).
 pub async fn store_matrix(
     db: &Db,
     space_id: Uuid,
     qr_version: i32,
+    url: &str,
     matrix: &[u8],
 ) -> StoreResult<()> {
     on_db!(db, pool => sqlx::query(
-        "update space_qr set matrix = $3 where space_id = $1 and qr_version = $2",
+        "update space_qr set matrix = $3, matrix_url = $4 \
+         where space_id = $1 and qr_version = $2",
     )
     .bind(space_id)
     .bind(qr_version)
     .bind(matrix)
+    .bind(url)
     .execute(pool)
     .await
     .map(|_| ()))?;

@@ -326,3 +326,37 @@ impl TestApp {
             .collect()
     }
 }
+
+/// The text of a PDF's content streams (inflated), enough to find the labels it prints.
+pub fn pdf_text(pdf: &[u8]) -> String {
+    use std::io::Read;
+    let mut text = String::new();
+    let mut rest = pdf;
+    while let Some(start) = find(rest, b"stream") {
+        let mut body = &rest[start + b"stream".len()..];
+        // The keyword is followed by CRLF or LF before the data.
+        body = body
+            .strip_prefix(b"\r\n")
+            .or_else(|| body.strip_prefix(b"\n"))
+            .unwrap_or(body);
+        let Some(end) = find(body, b"endstream") else {
+            break;
+        };
+        let data = &body[..end];
+        let mut inflated = Vec::new();
+        if flate2::read::ZlibDecoder::new(data)
+            .read_to_end(&mut inflated)
+            .is_ok()
+        {
+            text.push_str(&String::from_utf8_lossy(&inflated));
+        } else {
+            text.push_str(&String::from_utf8_lossy(data));
+        }
+        rest = &body[end + b"endstream".len()..];
+    }
+    text
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}

@@ -18,6 +18,8 @@ both_backends!(
     forged_codes_are_refused,
     key_rotation_keeps_old_codes_until_retired,
     other_operators_cannot_rotate,
+    images_decode_to_the_signed_url,
+    sheet_holds_every_space,
 );
 
 /// A lot with spaces; returns (lot id, [(space id, qr_url)]).
@@ -291,4 +293,115 @@ async fn other_operators_cannot_rotate(app: TestApp) {
             .status,
         StatusCode::OK
     );
+}
+
+async fn images_decode_to_the_signed_url(app: TestApp) {
+    let op = app.operator("Printer").await;
+    let intruder = app.operator("Nosy").await;
+    let (_, spaces) = lot_with_spaces(&app, &op, &["A-1"]).await;
+    let (space_id, url) = &spaces[0];
+
+    let png = app
+        .client
+        .get(format!("{}/v1/operator/spaces/{space_id}/qr.png", app.base))
+        .bearer_auth(&op.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(png.status(), StatusCode::OK);
+    assert_eq!(png.headers()["content-type"], "image/png");
+    let bytes = png.bytes().await.unwrap();
+    // An independent decoder reads back exactly the signed URL.
+    let image = image::load_from_memory(&bytes).unwrap().to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(image);
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1);
+    let (meta, content) = grids[0].decode().unwrap();
+    assert_eq!(&content, url);
+    assert_eq!(meta.ecc_level, 3, "level Q"); // rqrr numbers L=1? see below
+    let scan = app
+        .get(&format!("/v1/scan/{}", token_of(&content)), None)
+        .await;
+    assert_eq!(scan.status, StatusCode::OK);
+
+    let svg = app
+        .get(
+            &format!("/v1/operator/spaces/{space_id}/qr.svg"),
+            Some(&op.key),
+        )
+        .await;
+    assert_eq!(svg.status, StatusCode::OK);
+    assert_eq!(svg.headers["content-type"], "image/svg+xml");
+    assert!(
+        svg.text.starts_with("<?xml") || svg.text.starts_with("<svg"),
+        "{}",
+        &svg.text[..60]
+    );
+
+    for path in [
+        format!("/v1/operator/spaces/{space_id}/qr.png"),
+        format!("/v1/operator/spaces/{space_id}/qr.svg"),
+    ] {
+        let answer = app.get(&path, Some(&intruder.key)).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
+    }
+
+    // After rotation the image carries the new code.
+    let rotated = app
+        .call(
+            Method::POST,
+            &format!("/v1/operator/spaces/{space_id}/qr/rotate"),
+            Some(&op.key),
+            None,
+        )
+        .await;
+    let new_url = rotated.body["qr_url"].as_str().unwrap();
+    let png = app
+        .client
+        .get(format!("{}/v1/operator/spaces/{space_id}/qr.png", app.base))
+        .bearer_auth(&op.key)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let image = image::load_from_memory(&png).unwrap().to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(image);
+    let (_, content) = prepared.detect_grids()[0].decode().unwrap();
+    assert_eq!(content, new_url);
+}
+
+async fn sheet_holds_every_space(app: TestApp) {
+    let op = app.operator("Sheets").await;
+    let intruder = app.operator("Nosy").await;
+    let codes: Vec<String> = (1..=14).map(|i| format!("P-{i:03}")).collect();
+    let code_refs: Vec<&str> = codes.iter().map(String::as_str).collect();
+    let (lot, _) = lot_with_spaces(&app, &op, &code_refs).await;
+    let pdf = app
+        .client
+        .get(format!("{}/v1/operator/lots/{lot}/qr-sheet.pdf", app.base))
+        .bearer_auth(&op.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pdf.status(), StatusCode::OK);
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    let bytes = pdf.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"%PDF"));
+    let text = crate::helpers::pdf_text(&bytes);
+    assert!(text.contains("Nanjing Road"), "lot name missing");
+    for code in &codes {
+        assert!(
+            text.contains(code.as_str()),
+            "{code} missing from the sheet"
+        );
+    }
+    let answer = app
+        .get(
+            &format!("/v1/operator/lots/{lot}/qr-sheet.pdf"),
+            Some(&intruder.key),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
 }

@@ -57,15 +57,16 @@ fn an_empty_interval_with_grace_is_one_grace_line() {
 }
 
 #[test]
-fn an_empty_interval_without_grace_has_no_lines() {
-    // berlin-meter-zone has no grace; [t, t) holds no instant, so no segment.
+fn an_empty_interval_without_grace_is_within_grace() {
+    // berlin-meter-zone has no grace (0): end - start = 0 <= 0 minutes, so spec point 2
+    // applies: the fee is 0 and one line names the grace.
     let fee = quote(
         &tariff(BERLIN_METER),
         BERLIN,
         "2026-11-09 10:00",
         "2026-11-09 10:00",
     );
-    assert_fee(&fee, "0.00", &[]);
+    assert_fee(&fee, "0.00", &["grace 09 10:00-09 10:00 x0 0.00 0.00"]);
 }
 
 #[test]

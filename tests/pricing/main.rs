@@ -9,5 +9,6 @@ mod examples;
 mod fixtures;
 mod properties;
 mod reference;
+mod review;
 mod support;
 mod validation;

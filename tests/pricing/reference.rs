@@ -164,7 +164,7 @@ pub fn price(
     minutes: i64,
 ) -> (i64, Vec<RefLine>, bool) {
     let end = start + Duration::minutes(minutes);
-    if minutes <= i64::from(t.grace_minutes) && t.grace_minutes > 0 {
+    if minutes <= i64::from(t.grace_minutes) {
         return (0, Vec::new(), true);
     }
     // Every occurrence of every rule on any date near the interval.

@@ -103,7 +103,9 @@ pub fn price(
     let (end_at, end_local) = local_time::from_utc(tz, end).ok_or(PriceError::OutOfRange)?;
 
     let grace_ns = i64::from(tariff.grace_minutes()) * NS_PER_MINUTE;
-    if tariff.grace_minutes() > 0 && end_at.ns.saturating_sub(start_at.ns) <= grace_ns {
+    // Spec point 2 read literally: with the default grace of 0, a zero-length interval is
+    // within grace too, and its one line names the grace.
+    if end_at.ns.saturating_sub(start_at.ns) <= grace_ns {
         let zero = Money::zero(currency);
         return Ok(Fee {
             currency,

@@ -18,5 +18,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(spaces::create_spaces, spaces::list_spaces))
         .routes(routes!(spaces::get_space, spaces::update_space))
         .routes(routes!(qr::rotate))
+        .routes(routes!(qr::png))
+        .routes(routes!(qr::svg))
+        .routes(routes!(qr::sheet))
         .routes(routes!(tariff::put_tariff, tariff::get_tariff))
 }

@@ -1,6 +1,8 @@
-//! A space's signed QR code: rotation (images and sheets come with rendering).
+//! A space's signed QR code: rotation, PNG and SVG images, the lot's printable sheet.
 
 use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -8,7 +10,7 @@ use crate::AppState;
 use crate::http::error::{ApiError, ProblemBody};
 use crate::http::extract::{IdPath, Operator};
 use crate::qr::codes;
-use crate::store::spaces;
+use crate::store::{lots, spaces};
 
 /// A space's new code.
 #[derive(Debug, Serialize, ToSchema)]
@@ -52,4 +54,103 @@ pub async fn rotate(
         qr_url: codes::url(&state.config.public_url(), &qr.token),
         qr_version: qr.qr_version,
     }))
+}
+
+/// Loads a space of the operator's and its current code.
+async fn own_code(
+    state: &AppState,
+    operator: Operator,
+    space_id: uuid::Uuid,
+) -> Result<(spaces::Space, crate::store::space_qr::SpaceQr), ApiError> {
+    let space = spaces::get(&state.db, operator.operator_id, space_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("space"))?;
+    let qr = crate::store::space_qr::get(&state.db, space_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("space"))?;
+    Ok((space, qr))
+}
+
+/// Headers of a code image: it changes only when the code is rotated.
+fn image_headers(
+    content_type: &'static str,
+    qr: &crate::store::space_qr::SpaceQr,
+) -> [(header::HeaderName, String); 3] {
+    [
+        (header::CONTENT_TYPE, content_type.to_owned()),
+        (header::CACHE_CONTROL, "private, max-age=300".to_owned()),
+        (header::ETAG, format!("\"{}-v{}\"", qr.kid, qr.qr_version)),
+    ]
+}
+
+/// The space's signed QR code as a PNG (level Q, quiet zone, 10 px per module).
+#[utoipa::path(
+    get, path = "/v1/operator/spaces/{space_id}/qr.png", tag = "operator",
+    params(("space_id" = uuid::Uuid, Path, description = "The space")),
+    security(("operator_key" = [])),
+    responses(
+        (status = 200, description = "The code", content_type = "image/png"),
+        (status = 404, description = "No such space of yours", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn png(
+    State(state): State<AppState>,
+    operator: Operator,
+    IdPath(space_id): IdPath,
+) -> Result<impl IntoResponse, ApiError> {
+    let (_, qr) = own_code(&state, operator, space_id).await?;
+    let matrix = codes::matrix(&state.db, &qr, &state.config.public_url()).await?;
+    Ok((image_headers("image/png", &qr), matrix.png(10)))
+}
+
+/// The space's signed QR code as SVG (crisp at any size).
+#[utoipa::path(
+    get, path = "/v1/operator/spaces/{space_id}/qr.svg", tag = "operator",
+    params(("space_id" = uuid::Uuid, Path, description = "The space")),
+    security(("operator_key" = [])),
+    responses(
+        (status = 200, description = "The code", content_type = "image/svg+xml"),
+        (status = 404, description = "No such space of yours", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn svg(
+    State(state): State<AppState>,
+    operator: Operator,
+    IdPath(space_id): IdPath,
+) -> Result<impl IntoResponse, ApiError> {
+    let (_, qr) = own_code(&state, operator, space_id).await?;
+    let matrix = codes::matrix(&state.db, &qr, &state.config.public_url()).await?;
+    Ok((image_headers("image/svg+xml", &qr), matrix.svg()))
+}
+
+/// A printable A4 sheet of every space's code in the lot, each labelled with the lot, the
+/// space and a line telling drivers to check the web address before paying.
+#[utoipa::path(
+    get, path = "/v1/operator/lots/{lot_id}/qr-sheet.pdf", tag = "operator",
+    params(("lot_id" = uuid::Uuid, Path, description = "The lot")),
+    security(("operator_key" = [])),
+    responses(
+        (status = 200, description = "The sheet", content_type = "application/pdf"),
+        (status = 404, description = "No such lot of yours", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn sheet(
+    State(state): State<AppState>,
+    operator: Operator,
+    IdPath(lot_id): IdPath,
+) -> Result<impl IntoResponse, ApiError> {
+    let lot = lots::get(&state.db, operator.operator_id, lot_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("lot"))?;
+    let pdf = codes::lot_sheet(&state.db, lot_id, &lot.name, &state.config.public_url()).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"qr-sheet-{lot_id}.pdf\""),
+            ),
+        ],
+        pdf,
+    ))
 }
