@@ -61,8 +61,15 @@ pub struct Seeded {
     pub lot_id: uuid::Uuid,
     pub lot_name: String,
     pub spaces: usize,
-    /// One space's code and the token its QR code carries.
-    pub sample_space: Option<(String, String)>,
+    /// One space to show in the welcome text, with its code's token.
+    pub sample: Option<SampleSpace>,
+}
+
+/// A space shown in the welcome text.
+pub struct SampleSpace {
+    pub space_id: uuid::Uuid,
+    pub code: String,
+    pub token: String,
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -70,7 +77,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let state = super::serve::state(config, db).await?;
     let seeded = seed(&state).await?;
     let public_url = state.config.public_url();
-    super::serve::serve(state, |addr| welcome(addr, &public_url, &seeded)).await
+    // The terminal code is drawn from the same cached matrix the PNG and the sheet use.
+    let mut terminal_code = None;
+    if let Some(sample) = &seeded.sample
+        && let Some(qr) = crate::store::space_qr::get(&state.db, sample.space_id).await?
+    {
+        let matrix = crate::qr::codes::matrix(&state.db, &qr, &public_url).await?;
+        terminal_code = Some(matrix.terminal());
+    }
+    super::serve::serve(state, |addr| {
+        if let Some(code) = &terminal_code {
+            println!("\n{code}");
+        }
+        welcome(addr, &public_url, &seeded)
+    })
+    .await
 }
 
 /// Creates whatever part of the demo data is missing; running it twice changes nothing.
@@ -125,12 +146,18 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
         let new = crate::qr::codes::new_spaces(&state.keys, missing.clone(), now).await?;
         spaces::create_many(db, lot.lot_id, &new, now).await?;
     }
-    let sample_space = spaces::list(db, lot.lot_id)
+    let sample = spaces::list(db, lot.lot_id)
         .await?
         .into_iter()
-        .find_map(|s| s.qr_token.map(|token| (s.code, token)));
+        .find_map(|s| {
+            s.qr_token.map(|token| SampleSpace {
+                space_id: s.space_id,
+                code: s.code,
+                token,
+            })
+        });
     Ok(Seeded {
-        sample_space,
+        sample,
         api_key: demo.operator.api_key,
         lot_id: lot.lot_id,
         lot_name: lot.name,
@@ -140,7 +167,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
 
 fn welcome(addr: std::net::SocketAddr, public_url: &str, seeded: &Seeded) {
     let base = format!("http://{addr}");
-    if let Some((code, token)) = &seeded.sample_space {
+    if let Some(SampleSpace { code, token, .. }) = &seeded.sample {
         let url = crate::qr::codes::url(public_url, token);
         println!(
             "\nSpace {code}'s signed QR code holds:\n  {url}\n  (check it: curl {base}/v1/scan/{token})"

@@ -9,6 +9,7 @@ use crate::config::{Config, Overrides};
 pub mod demo;
 mod keys;
 mod operator;
+mod qr_sheet;
 pub mod serve;
 mod tariff;
 
@@ -50,6 +51,8 @@ pub enum Command {
     Tariff(tariff::TariffCommand),
     /// Price an interval offline under a tariff file, with the breakdown.
     Quote(tariff::QuoteArgs),
+    /// Write a printable PDF sheet of a lot's signed QR codes.
+    QrSheet(qr_sheet::QrSheetArgs),
     /// Manage the keys that sign QR codes.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -94,6 +97,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Operator(command) => operator::run(config()?, command).await,
+        Command::QrSheet(args) => qr_sheet::run(config()?, args).await,
         Command::Keys(command) => keys::run(config()?, command).await,
         Command::Healthcheck => healthcheck(config()?.bind).await,
     }

@@ -305,3 +305,50 @@ fn quote_prints_the_breakdown() {
     assert!(!gap.status.success());
     assert!(String::from_utf8_lossy(&gap.stderr).contains("does not exist"));
 }
+
+#[tokio::test]
+async fn qr_sheet_writes_every_space_of_a_lot() {
+    let dir = TempDir::new();
+    let url = format!("sqlite://{}", dir.0.join("cli.db").display());
+    let db = Db::connect(&url, 2).await.unwrap();
+    db.migrate().await.unwrap();
+    let config = qrpark::config::Config {
+        database_url: url,
+        ..Default::default()
+    };
+    let state = qrpark::cli::serve::state(config, db.clone()).await.unwrap();
+    let seeded = qrpark::cli::demo::seed(&state).await.unwrap();
+    db.close().await;
+
+    let out = dir.0.join("sheet.pdf");
+    let run = qrpark(
+        &dir,
+        &[
+            "qr-sheet",
+            &seeded.lot_id.to_string(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let pdf = std::fs::read(&out).unwrap();
+    assert!(pdf.starts_with(b"%PDF"));
+    let text = crate::helpers::pdf_text(&pdf);
+    for code in ["A-001", "A-006", "B-002"] {
+        assert!(text.contains(code), "{code} missing");
+    }
+    let missing = qrpark(
+        &dir,
+        &[
+            "qr-sheet",
+            &uuid::Uuid::now_v7().to_string(),
+            "--out",
+            "x.pdf",
+        ],
+    );
+    assert!(!missing.status.success());
+}
