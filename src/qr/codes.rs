@@ -60,14 +60,19 @@ pub async fn new_spaces(
         .collect())
 }
 
+/// The cached matrix of a code, if it encodes exactly `url`.
+fn cached(qr: &SpaceQr, url: &str) -> Option<QrMatrix> {
+    match (&qr.matrix, &qr.matrix_url) {
+        (Some(bytes), Some(cached_url)) if cached_url == url => QrMatrix::from_bytes(bytes).ok(),
+        _ => None,
+    }
+}
+
 /// The built QR matrix of a space's current code: from the cache when it encodes this URL,
 /// otherwise built now (the costly mask choice) and kept for next time.
 pub async fn matrix(db: &Db, qr: &SpaceQr, public_url: &str) -> anyhow::Result<QrMatrix> {
     let url = url(public_url, &qr.token);
-    if let (Some(bytes), Some(cached_url)) = (&qr.matrix, &qr.matrix_url)
-        && *cached_url == url
-        && let Ok(matrix) = QrMatrix::from_bytes(bytes)
-    {
+    if let Some(matrix) = cached(qr, &url) {
         return Ok(matrix);
     }
     let built = {
@@ -78,6 +83,38 @@ pub async fn matrix(db: &Db, qr: &SpaceQr, public_url: &str) -> anyhow::Result<Q
     Ok(built)
 }
 
+/// The matrices of many codes, in order: cached ones as they are, the rest built on every
+/// core at once and kept.
+pub async fn matrices(
+    db: &Db,
+    codes: &[SpaceQr],
+    public_url: &str,
+) -> anyhow::Result<Vec<QrMatrix>> {
+    let urls: Vec<String> = codes.iter().map(|qr| url(public_url, &qr.token)).collect();
+    let mut found: Vec<Option<QrMatrix>> = codes
+        .iter()
+        .zip(&urls)
+        .map(|(qr, url)| cached(qr, url))
+        .collect();
+    let missing: Vec<usize> = (0..codes.len()).filter(|&i| found[i].is_none()).collect();
+    if !missing.is_empty() {
+        let to_build: Vec<String> = missing.iter().map(|&i| urls[i].clone()).collect();
+        let built = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = to_build.iter().map(String::as_str).collect();
+            QrMatrix::build_many(&refs)
+        })
+        .await?;
+        for (&i, matrix) in missing.iter().zip(built) {
+            let matrix = matrix?;
+            let qr = &codes[i];
+            space_qr::store_matrix(db, qr.space_id, qr.qr_version, &urls[i], &matrix.to_bytes())
+                .await?;
+            found[i] = Some(matrix);
+        }
+    }
+    Ok(found.into_iter().flatten().collect())
+}
+
 /// The printable sheet of every space of a lot: A4 pages, a labelled code per space.
 pub async fn lot_sheet(
     db: &Db,
@@ -85,23 +122,18 @@ pub async fn lot_sheet(
     lot_name: &str,
     public_url: &str,
 ) -> anyhow::Result<Vec<u8>> {
-    let codes = space_qr::for_lot(db, lot_id).await?;
-    let mut matrices = Vec::with_capacity(codes.len());
-    for (_, qr) in &codes {
-        matrices.push(matrix(db, qr, public_url).await?);
-    }
-    let urls: Vec<String> = codes
-        .iter()
-        .map(|(_, qr)| url(public_url, &qr.token))
-        .collect();
+    let (space_codes, codes): (Vec<String>, Vec<SpaceQr>) =
+        space_qr::for_lot(db, lot_id).await?.into_iter().unzip();
+    let matrices = matrices(db, &codes, public_url).await?;
+    let urls: Vec<String> = codes.iter().map(|qr| url(public_url, &qr.token)).collect();
     let title = format!("{lot_name}: parking space codes");
     let lot_name = lot_name.to_owned();
     tokio::task::spawn_blocking(move || {
-        let entries: Vec<SheetEntry<'_>> = codes
+        let entries: Vec<SheetEntry<'_>> = space_codes
             .iter()
             .zip(&urls)
             .zip(&matrices)
-            .map(|(((code, _), url), matrix)| SheetEntry {
+            .map(|((code, url), matrix)| SheetEntry {
                 lot_name: &lot_name,
                 space_code: code,
                 url,
