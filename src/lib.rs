@@ -28,4 +28,25 @@ pub struct AppState {
     pub metrics: telemetry::Metrics,
     /// The keys that sign and verify QR tokens.
     pub keys: Arc<qr::keyring::KeyRing>,
+    /// Verifies city identity tokens (drivers, auditors); `None` in offline tools, where
+    /// driver routes answer 401.
+    pub city: Option<Arc<identity::city::CityVerifier>>,
+    /// The development identity provider: only under `qrpark demo` (and tests).
+    pub demo_idp: Option<Arc<identity::demo_idp::DemoIdp>>,
+    /// Where settlements are delivered (`QRPARK_CITY_PAYMENTS_URL`); `None` settles at once
+    /// against the ledger.
+    pub payments_url: Option<String>,
+}
+
+impl AppState {
+    /// The same state, trusting `verifier` for city identities (and offering `demo_idp`).
+    pub fn with_city(
+        mut self,
+        verifier: identity::city::CityVerifier,
+        demo_idp: Option<identity::demo_idp::DemoIdp>,
+    ) -> Self {
+        self.city = Some(Arc::new(verifier));
+        self.demo_idp = demo_idp.map(Arc::new);
+        self
+    }
 }

@@ -4,13 +4,14 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::domain::currency::Currency;
 use crate::domain::lot::{Address, LotName, NewLot};
 use crate::domain::space::SpaceCode;
 use crate::domain::tariff::Tariff;
 use crate::domain::timezone::TimeZone;
+use crate::identity::city::{CityVerifier, JwksSource};
+use crate::identity::demo_idp::DemoIdp;
 use crate::identity::operator_key;
 use crate::store::{lots, operators, spaces, tariffs};
 
@@ -74,7 +75,11 @@ pub struct SampleSpace {
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let db = super::serve::open_database(&config).await?;
-    let state = super::serve::state(config, db).await?;
+    let audience = config.city_audience.clone();
+    let (idp, verifier) = demo_identity(audience).await?;
+    let state = super::serve::state(config, db)
+        .await?
+        .with_city(verifier, Some(idp));
     let seeded = seed(&state).await?;
     let public_url = state.config.public_url();
     // The terminal code is drawn from the same cached matrix the PNG and the sheet use.
@@ -94,11 +99,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .await
 }
 
+/// The development identity provider and a verifier that trusts exactly it: the demo's
+/// drivers sign in with one call, and `serve` never has either.
+pub async fn demo_identity(audience: String) -> anyhow::Result<(DemoIdp, CityVerifier)> {
+    let idp = DemoIdp::generate();
+    let verifier = CityVerifier::new(
+        JwksSource::Static(idp.jwks()),
+        DemoIdp::ISSUER.to_owned(),
+        audience,
+    )
+    .await?;
+    Ok((idp, verifier))
+}
+
 /// Creates whatever part of the demo data is missing; running it twice changes nothing.
 pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
     let db = &state.db;
     let demo: Demo = serde_json::from_str(DEMO).context("fixtures/demo.json is malformed")?;
-    let now = SystemClock.now();
+    let now = state.clock.now();
     let key_hash = operator_key::hash(&demo.operator.api_key);
     let operator = match operators::find(db, &demo.operator.name).await? {
         Some(operator) => {
@@ -184,6 +202,11 @@ fn welcome(addr: std::net::SocketAddr, public_url: &str, seeded: &Seeded) {
          curl -H 'Authorization: Bearer {key}' {base}/v1/operator/lots/{id}/spaces\n  \
          curl -H 'Authorization: Bearer {key}' {base}/v1/operator/lots/{id}/tariff\n  \
          curl -H 'Content-Type: application/json' -d '{{\"start\":\"2026-09-29T09:00:00+08:00\",\"end\":\"2026-09-29T11:30:00+08:00\"}}' {base}/v1/lots/{id}/quote\n\n\
+         A demo driver token (the development city identity provider, demo only):\n  \
+         curl -H 'Content-Type: application/json' -d '{{\"subject\":\"driver-1\"}}' {base}/v1/demo/token\n\
+         then start parking with the code above:\n  \
+         curl -H \"Authorization: Bearer $TOKEN\" -H 'Idempotency-Key: tap-1' -H 'Content-Type: application/json' \\\n       \
+         -d '{{\"qr\":\"<the token after /q/>\"}}' {base}/v1/sessions\n\n\
          Stop with Ctrl-C.",
         key = seeded.api_key,
         lot = seeded.lot_name,

@@ -7,6 +7,7 @@ use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, redact_url};
+use crate::identity::city::{CityVerifier, JwksSource};
 use crate::qr::keyring::KeyRing;
 use crate::store::Db;
 use crate::telemetry::Metrics;
@@ -15,14 +16,27 @@ use crate::{AppState, app};
 /// Refuses to start without a city identity provider, then serves until a signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     require_city_identity(&config)?;
+    let verifier = city_verifier(&config).await?;
     let db = open_database(&config).await?;
-    let state = state(config, db).await?;
+    let state = state(config, db).await?.with_city(verifier, None);
     serve(state, |_| {}).await
+}
+
+/// The verifier of city identity tokens, from the configured JWKS and issuer.
+async fn city_verifier(config: &Config) -> anyhow::Result<CityVerifier> {
+    let (Some(jwks), Some(issuer)) = (&config.city_jwks, &config.city_issuer) else {
+        anyhow::bail!("configuration: `city_jwks` and `city_issuer` are required");
+    };
+    let source = JwksSource::from_setting(jwks)
+        .context("configuration: setting `city_jwks` (QRPARK_CITY_JWKS)")?;
+    CityVerifier::new(source, issuer.clone(), config.city_audience.clone())
+        .await
+        .context("configuration: setting `city_jwks` (QRPARK_CITY_JWKS): cannot load the JWKS")
 }
 
 /// `serve` must know whom to trust for driver identities before it takes traffic.
 fn require_city_identity(config: &Config) -> anyhow::Result<()> {
-    let jwks = config.city_jwks.as_deref().context(
+    config.city_jwks.as_deref().context(
         "configuration: setting `city_jwks` (QRPARK_CITY_JWKS) is required by `qrpark serve`: \
          the path or https:// URL of the city identity provider's JWKS",
     )?;
@@ -30,18 +44,6 @@ fn require_city_identity(config: &Config) -> anyhow::Result<()> {
         "configuration: setting `city_issuer` (QRPARK_CITY_ISSUER) is required by `qrpark serve`: \
          the `iss` of city identity tokens",
     )?;
-    if !jwks.starts_with("https://") {
-        let text = std::fs::read_to_string(jwks).with_context(|| {
-            format!("configuration: setting `city_jwks`: cannot read JWKS file {jwks}")
-        })?;
-        let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text).with_context(|| {
-            format!("configuration: setting `city_jwks`: {jwks} is not a JWKS document")
-        })?;
-        anyhow::ensure!(
-            !set.keys.is_empty(),
-            "configuration: setting `city_jwks`: {jwks} holds no keys"
-        );
-    }
     Ok(())
 }
 
@@ -74,6 +76,9 @@ pub async fn state(config: Config, db: Db) -> anyhow::Result<AppState> {
         clock: Arc::new(SystemClock),
         metrics: Metrics::global(),
         keys: Arc::new(keys),
+        city: None,
+        demo_idp: None,
+        payments_url: None,
     })
 }
 

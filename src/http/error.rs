@@ -219,8 +219,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
+impl Problem {
+    /// The problem JSON body.
+    pub fn body(&self) -> String {
         let mut body = Map::new();
         body.insert(
             "type".into(),
@@ -230,8 +231,14 @@ impl IntoResponse for Problem {
         body.insert("status".into(), json!(self.status.as_u16()));
         body.insert("detail".into(), json!(self.detail));
         body.insert("code".into(), json!(self.code));
-        body.extend(self.extensions);
-        let mut response = (self.status, Value::Object(body).to_string()).into_response();
+        body.extend(self.extensions.clone());
+        Value::Object(body).to_string()
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, self.body()).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(challenge) = self.challenge

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::error::{ApiError, FieldError};
 use crate::AppState;
+use crate::identity::city::CityIdentity;
 use crate::identity::operator_key;
 use crate::store::operators;
 
@@ -186,6 +187,73 @@ impl FromRequestParts<AppState> for Operator {
             operator_id: owner.operator_id,
             operator_key_id: owner.operator_key_id,
         })
+    }
+}
+
+/// A driver, proven by a city identity token.
+#[derive(Debug, Clone)]
+pub struct Driver(pub CityIdentity);
+
+const CITY_REALM: &str = "qrpark";
+
+impl FromRequestParts<AppState> for Driver {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let invalid = || {
+            ApiError::unauthorized(
+                "token_invalid",
+                "sign in again with your city identity",
+                CITY_REALM,
+            )
+        };
+        let Some(token) = bearer(parts) else {
+            return Err(ApiError::unauthorized(
+                "token_invalid",
+                "send your city identity token as `Authorization: Bearer <token>`",
+                CITY_REALM,
+            ));
+        };
+        let Some(verifier) = &state.city else {
+            tracing::warn!("a city identity token arrived but no city JWKS is configured");
+            return Err(invalid());
+        };
+        match verifier.verify(token).await {
+            Ok(identity) => Ok(Driver(identity)),
+            Err(reason) => {
+                // The reason helps whoever runs qrpark; an attacker learns nothing from it.
+                tracing::info!(%reason, "refused a city identity token");
+                Err(invalid())
+            }
+        }
+    }
+}
+
+/// A city auditor: a city identity whose `roles` contain `auditor`.
+#[derive(Debug, Clone)]
+pub struct Auditor(pub CityIdentity);
+
+impl FromRequestParts<AppState> for Auditor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Driver(identity) = Driver::from_request_parts(parts, state).await?;
+        if identity.is_auditor() {
+            Ok(Auditor(identity))
+        } else {
+            Err(ApiError::problem(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Forbidden",
+                "this needs a city identity with the auditor role",
+            ))
+        }
     }
 }
 

@@ -16,11 +16,14 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::AppState;
 
+pub mod demo;
+pub mod driver;
 pub mod error;
 pub mod extract;
 pub mod operator;
 pub mod public;
 pub mod quote;
+pub mod receipt_page;
 pub mod scan;
 
 use error::ApiError;
@@ -36,6 +39,8 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
     tags(
         (name = "operations", description = "Health and metrics"),
         (name = "public", description = "Anyone: QR verification keys, scans, quotes"),
+        (name = "driver", description = "Drivers, with a city identity token"),
+        (name = "demo", description = "Only under `qrpark demo`: the development identity provider"),
         (name = "operator", description = "Lot operators, with an API key"),
     )
 )]
@@ -46,6 +51,18 @@ struct SecurityAddon;
 impl Modify for SecurityAddon {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "city_identity",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A city identity token (JWT) from the city's identity provider",
+                    ))
+                    .build(),
+            ),
+        );
         components.add_security_scheme(
             "operator_key",
             SecurityScheme::Http(
@@ -60,21 +77,29 @@ impl Modify for SecurityAddon {
 
 /// The OpenAPI document of every route, generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    routes(false).split_for_parts().1
 }
 
-fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+fn routes(with_demo: bool) -> OpenApiRouter<AppState> {
+    let router = OpenApiRouter::with_openapi(ApiDoc::openapi());
+    // The development identity provider exists only under `qrpark demo`.
+    let router = if with_demo {
+        router.merge(demo::routes())
+    } else {
+        router
+    };
+    router
         .merge(public::routes())
         .merge(scan::routes())
         .merge(quote::routes())
+        .merge(driver::routes())
         .merge(operator::routes())
 }
 
 /// The whole application, exactly as `qrpark serve` runs it.
 pub fn app(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
-    let (router, api) = routes().split_for_parts();
+    let (router, api) = routes(state.demo_idp.is_some()).split_for_parts();
     let router = router
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

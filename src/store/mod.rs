@@ -13,8 +13,10 @@ use sqlx::{PgPool, SqlitePool};
 
 use crate::config::Backend;
 
+pub mod idempotency;
 pub mod lots;
 pub mod operators;
+pub mod sessions;
 pub mod signing_keys;
 pub mod space_qr;
 pub mod spaces;

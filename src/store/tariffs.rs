@@ -99,3 +99,12 @@ pub async fn history(db: &Db, lot_id: Uuid) -> StoreResult<Vec<TariffVersion>> {
         .fetch_all(pool)
         .await?))
 }
+
+/// One stored version by its id (the one a session locked at its start).
+pub async fn get(db: &Db, tariff_id: Uuid) -> StoreResult<Option<TariffVersion>> {
+    let sql = format!("select {COLUMNS} from tariff where tariff_id = $1");
+    on_db!(db, pool => Ok(sqlx::query_as::<_, TariffVersion>(sqlx::AssertSqlSafe(sql))
+        .bind(tariff_id)
+        .fetch_optional(pool)
+        .await?))
+}

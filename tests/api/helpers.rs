@@ -4,7 +4,10 @@ use std::io::Write;
 use std::str::FromStr;
 use std::sync::Once;
 
-use chrono::Utc;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use qrpark::clock::ManualClock;
 use qrpark::config::Config;
 use qrpark::identity::operator_key;
 use qrpark::store::{Db, operators};
@@ -44,6 +47,8 @@ pub struct TestApp {
     pub base: String,
     pub db: Db,
     pub state: qrpark::AppState,
+    /// The app's clock: tests move time with `clock.advance(..)`.
+    pub clock: Arc<ManualClock>,
     pub client: reqwest::Client,
     /// Keeps the SQLite file's directory alive for the test's duration.
     _dir: Option<TempDir>,
@@ -176,9 +181,24 @@ impl TestApp {
             max_body_bytes: 64 * 1024,
             ..Config::default()
         };
+        let audience = config.city_audience.clone();
+        let (idp, verifier) = qrpark::cli::demo::demo_identity(audience)
+            .await
+            .expect("demo identity provider");
         let state = qrpark::cli::serve::state(config, db.clone())
             .await
-            .expect("app state");
+            .expect("app state")
+            .with_city(verifier, Some(idp));
+        // Every test starts on Tuesday 2026-09-29 at 10:00 in Shanghai, and moves time itself.
+        let clock = Arc::new(ManualClock::new(
+            DateTime::parse_from_rfc3339("2026-09-29T02:00:00Z")
+                .expect("a valid instant")
+                .with_timezone(&Utc),
+        ));
+        let state = qrpark::AppState {
+            clock: clock.clone(),
+            ..state
+        };
         let app_state = state.clone();
         tokio::spawn(async move {
             axum::serve(listener, qrpark::app(state))
@@ -189,6 +209,7 @@ impl TestApp {
             base: format!("http://{addr}"),
             db,
             state: app_state,
+            clock,
             client: reqwest::Client::new(),
             _dir: dir,
         }
@@ -205,6 +226,15 @@ impl TestApp {
             Db::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
             Db::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
         }
+    }
+
+    /// A city identity token for `subject`, signed by the test's identity provider.
+    pub fn driver_token(&self, subject: &str) -> String {
+        self.state
+            .demo_idp
+            .as_ref()
+            .expect("tests run with the demo identity provider")
+            .issue(subject, &[], "qrpark", std::time::Duration::from_secs(3600))
     }
 
     /// A new operator with one API key, made as the CLI makes them.
@@ -257,6 +287,11 @@ impl TestApp {
             request = request.header(CONTENT_TYPE, content_type);
         }
         Self::decode(request.send().await.expect("send request")).await
+    }
+
+    /// Decodes any response the way [`TestApp::call`] does.
+    pub async fn decode_response(response: reqwest::Response) -> Answer {
+        Self::decode(response).await
     }
 
     async fn decode(response: reqwest::Response) -> Answer {

@@ -10,5 +10,6 @@ mod isolation;
 mod lots;
 mod operations;
 mod qr;
+mod sessions;
 mod spaces;
 mod tariffs;

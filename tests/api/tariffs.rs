@@ -17,7 +17,7 @@ both_backends!(
 );
 
 /// The tariff of spec/tariff.md.
-fn spec_tariff() -> Value {
+pub(crate) fn spec_tariff() -> Value {
     json!({
       "currency": "CNY",
       "grace_minutes": 15,

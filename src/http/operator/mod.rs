@@ -7,6 +7,7 @@ use crate::AppState;
 
 pub mod lots;
 pub mod qr;
+pub mod sessions;
 pub mod spaces;
 pub mod tariff;
 
@@ -22,4 +23,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(qr::svg))
         .routes(routes!(qr::sheet))
         .routes(routes!(tariff::put_tariff, tariff::get_tariff))
+        .routes(routes!(sessions::list_sessions))
+        .routes(routes!(sessions::occupancy))
 }

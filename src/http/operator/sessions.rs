@@ -1,0 +1,154 @@
+//! Sessions in an operator's lots, and live occupancy.
+
+use axum::extract::{Query, State};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::domain::currency::Currency;
+use crate::domain::money::Money;
+use crate::http::error::{ApiError, ProblemBody};
+use crate::http::extract::{IdPath, Operator};
+use crate::store::lots;
+use crate::store::sessions::{self, Session, SessionFilter};
+
+/// Filters of the operator's session list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SessionQuery {
+    /// Only this lot (one of yours).
+    pub lot: Option<Uuid>,
+    /// Sessions started at or after this instant (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Sessions started before this instant.
+    pub to: Option<DateTime<Utc>>,
+    /// `active` for the sessions still running.
+    pub status: Option<String>,
+    /// At most this many, newest first (default 100, at most 1000).
+    pub limit: Option<i64>,
+}
+
+/// A session in one of the operator's lots.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OperatorSessionView {
+    pub id: Uuid,
+    pub lot_id: Uuid,
+    pub space_id: Uuid,
+    /// The driver's city identity subject.
+    pub driver: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub tariff_version: i32,
+    pub currency: String,
+    /// The fee charged, once stopped.
+    pub fee_total: Option<String>,
+}
+
+/// Sessions, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OperatorSessionList {
+    pub sessions: Vec<OperatorSessionView>,
+}
+
+fn operator_view(session: Session) -> Result<OperatorSessionView, ApiError> {
+    let fee_total = match session.fee_minor {
+        Some(minor) => {
+            let currency = Currency::parse(&session.currency).map_err(ApiError::internal)?;
+            Some(Money::from_minor(minor, currency).to_string())
+        }
+        None => None,
+    };
+    Ok(OperatorSessionView {
+        id: session.session_id,
+        lot_id: session.lot_id,
+        space_id: session.space_id,
+        driver: session.driver,
+        status: session.status,
+        started_at: session.started_at,
+        ended_at: session.ended_at,
+        tariff_version: session.tariff_version,
+        currency: session.currency,
+        fee_total,
+    })
+}
+
+/// Sessions in the operator's lots, newest first.
+#[utoipa::path(
+    get, path = "/v1/operator/sessions", tag = "operator",
+    params(SessionQuery),
+    security(("operator_key" = [])),
+    responses(
+        (status = 200, description = "The sessions", body = OperatorSessionList),
+        (status = 401, description = "No or bad API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`lot` is not one of yours", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    operator: Operator,
+    Query(query): Query<SessionQuery>,
+) -> Result<axum::Json<OperatorSessionList>, ApiError> {
+    if let Some(lot_id) = query.lot {
+        lots::get(&state.db, operator.operator_id, lot_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("lot"))?;
+    }
+    let filter = SessionFilter {
+        lot_id: query.lot,
+        from: query.from,
+        to: query.to,
+        active_only: query.status.as_deref() == Some("active"),
+    };
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let sessions = sessions::list_for_operator(&state.db, operator.operator_id, &filter, limit)
+        .await?
+        .into_iter()
+        .map(operator_view)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(axum::Json(OperatorSessionList { sessions }))
+}
+
+/// How full a lot is right now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Occupancy {
+    pub lot_id: Uuid,
+    /// Every space of the lot.
+    pub spaces: i64,
+    /// Spaces not out of service.
+    pub in_service: i64,
+    /// Spaces with an active session.
+    pub occupied: i64,
+    /// In service and not occupied.
+    pub free: i64,
+}
+
+/// Live occupancy of one of the operator's lots.
+#[utoipa::path(
+    get, path = "/v1/operator/lots/{lot_id}/occupancy", tag = "operator",
+    params(("lot_id" = Uuid, Path, description = "The lot")),
+    security(("operator_key" = [])),
+    responses(
+        (status = 200, description = "The lot's occupancy", body = Occupancy),
+        (status = 404, description = "No such lot of yours", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn occupancy(
+    State(state): State<AppState>,
+    operator: Operator,
+    IdPath(lot_id): IdPath,
+) -> Result<axum::Json<Occupancy>, ApiError> {
+    lots::get(&state.db, operator.operator_id, lot_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("lot"))?;
+    let (spaces, in_service, occupied) = sessions::occupancy(&state.db, lot_id).await?;
+    Ok(axum::Json(Occupancy {
+        lot_id,
+        spaces,
+        in_service,
+        occupied,
+        free: (in_service - occupied).max(0),
+    }))
+}

@@ -1,0 +1,315 @@
+//! Driver sessions: started on a space, stopped and settled in one transaction.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Db, StoreError, StoreResult, on_db};
+
+/// A session as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Session {
+    pub session_id: Uuid,
+    pub lot_id: Uuid,
+    pub space_id: Uuid,
+    pub operator_id: Uuid,
+    pub driver: String,
+    pub tariff_id: Uuid,
+    pub tariff_version: i32,
+    pub currency: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub leave_by: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub fee_minor: Option<i64>,
+    pub fee_lines: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Session {
+    /// Whether the session is still running.
+    pub fn is_active(&self) -> bool {
+        self.status == "active"
+    }
+}
+
+/// A settlement as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Settlement {
+    pub settlement_id: Uuid,
+    pub session_id: Uuid,
+    pub reference: String,
+    pub driver: String,
+    pub operator_id: Uuid,
+    pub currency: String,
+    pub amount_minor: i64,
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub settled_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "session_id, lot_id, space_id, operator_id, driver, tariff_id, \
+                       tariff_version, currency, status, started_at, leave_by, ended_at, \
+                       fee_minor, fee_lines, created_at, updated_at";
+
+const SETTLEMENT_COLUMNS: &str = "settlement_id, session_id, reference, driver, operator_id, \
+                                  currency, amount_minor, status, attempts, last_error, \
+                                  created_at, updated_at, settled_at";
+
+/// The answer remembered for an idempotency key, written with the session it created.
+#[derive(Debug, Clone)]
+pub struct IdempotentAnswer {
+    pub driver: String,
+    pub key: String,
+    pub status: u16,
+    pub body: String,
+}
+
+/// Why a session could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Another session is active on the space (the partial unique index said so).
+    #[error("the space already has an active session")]
+    SpaceOccupied,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Inserts a new active session and, in the same transaction, the idempotency key's answer:
+/// either both are there after a crash or neither is.
+pub async fn start(
+    db: &Db,
+    session: &Session,
+    answer: &IdempotentAnswer,
+) -> Result<(), StartError> {
+    let result = on_db!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "insert into session (session_id, lot_id, space_id, operator_id, driver, tariff_id, \
+             tariff_version, currency, status, started_at, leave_by, created_at, updated_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $11, $11)",
+        )
+        .bind(session.session_id)
+        .bind(session.lot_id)
+        .bind(session.space_id)
+        .bind(session.operator_id)
+        .bind(&session.driver)
+        .bind(session.tariff_id)
+        .bind(session.tariff_version)
+        .bind(&session.currency)
+        .bind(session.started_at)
+        .bind(session.leave_by)
+        .bind(session.created_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "update idempotency_key set status = 'done', response_status = $3, \
+             response_body = $4 where driver = $1 and key = $2",
+        )
+        .bind(&answer.driver)
+        .bind(&answer.key)
+        .bind(i32::from(answer.status))
+        .bind(&answer.body)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok::<(), sqlx::Error>(())
+    }
+    .await);
+    match result {
+        Ok(()) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StartError::SpaceOccupied),
+        Err(e) => Err(StartError::Store(e.into())),
+    }
+}
+
+/// A driver's session; `None` when it does not exist or is someone else's.
+pub async fn get_for_driver(
+    db: &Db,
+    session_id: Uuid,
+    driver: &str,
+) -> StoreResult<Option<Session>> {
+    let sql = format!("select {COLUMNS} from session where session_id = $1 and driver = $2");
+    on_db!(db, pool => Ok(sqlx::query_as::<_, Session>(sqlx::AssertSqlSafe(sql))
+        .bind(session_id)
+        .bind(driver)
+        .fetch_optional(pool)
+        .await?))
+}
+
+/// A driver's sessions, newest first.
+pub async fn list_for_driver(db: &Db, driver: &str, limit: i64) -> StoreResult<Vec<Session>> {
+    let sql = format!(
+        "select {COLUMNS} from session where driver = $1 \
+         order by started_at desc, session_id desc limit $2"
+    );
+    on_db!(db, pool => Ok(sqlx::query_as::<_, Session>(sqlx::AssertSqlSafe(sql))
+        .bind(driver)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+}
+
+/// Filters of an operator's session list.
+#[derive(Debug, Default, Clone)]
+pub struct SessionFilter {
+    pub lot_id: Option<Uuid>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub active_only: bool,
+}
+
+/// An operator's sessions (started in [from, to)), newest first.
+pub async fn list_for_operator(
+    db: &Db,
+    operator_id: Uuid,
+    filter: &SessionFilter,
+    limit: i64,
+) -> StoreResult<Vec<Session>> {
+    let sql = format!(
+        "select {COLUMNS} from session where operator_id = $1 \
+         and ($2 is null or lot_id = $2) \
+         and ($3 is null or started_at >= $3) \
+         and ($4 is null or started_at < $4) \
+         and ($5 = false or status = 'active') \
+         order by started_at desc, session_id desc limit $6"
+    );
+    on_db!(db, pool => Ok(sqlx::query_as::<_, Session>(sqlx::AssertSqlSafe(sql))
+        .bind(operator_id)
+        .bind(filter.lot_id)
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(filter.active_only)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+}
+
+/// Spaces of a lot and how many of them have an active session.
+pub async fn occupancy(db: &Db, lot_id: Uuid) -> StoreResult<(i64, i64, i64)> {
+    on_db!(db, pool => Ok(sqlx::query_as::<_, (i64, i64, i64)>(
+        "select count(*), \
+         cast(coalesce(sum(case when space.status = 'active' then 1 else 0 end), 0) as bigint), \
+         (select count(*) from session where session.lot_id = $1 and session.status = 'active') \
+         from space where space.lot_id = $1",
+    )
+    .bind(lot_id)
+    .fetch_one(pool)
+    .await?))
+}
+
+/// What the stop writes: the end, the fee and the settlement.
+#[derive(Debug, Clone)]
+pub struct Stop {
+    pub ended_at: DateTime<Utc>,
+    pub fee_minor: i64,
+    pub fee_lines: String,
+    pub settlement: Settlement,
+    /// Queue the settlement for the city's payment gateway.
+    pub deliver: bool,
+}
+
+/// Stops an active session of the driver's and settles it, in one transaction: the end,
+/// the fee, the settlement, its two ledger entries (driver debited, operator credited) and
+/// the outbox row. `false` when the session was not active any more (someone stopped it
+/// first: the caller reads the stored outcome).
+pub async fn stop(db: &Db, session_id: Uuid, driver: &str, stop: &Stop) -> StoreResult<bool> {
+    let s = &stop.settlement;
+    on_db!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        // The conditional update is the lock: of concurrent stops exactly one changes the
+        // row; the others find it stopped and change nothing.
+        let changed = sqlx::query(
+            "update session set status = 'stopped', ended_at = $3, fee_minor = $4, \
+             fee_lines = $5, updated_at = $3 \
+             where session_id = $1 and driver = $2 and status = 'active'",
+        )
+        .bind(session_id)
+        .bind(driver)
+        .bind(stop.ended_at)
+        .bind(stop.fee_minor)
+        .bind(&stop.fee_lines)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Ok(false);
+        }
+        let sql = format!(
+            "insert into settlement ({SETTLEMENT_COLUMNS}) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(s.settlement_id)
+            .bind(s.session_id)
+            .bind(&s.reference)
+            .bind(&s.driver)
+            .bind(s.operator_id)
+            .bind(&s.currency)
+            .bind(s.amount_minor)
+            .bind(&s.status)
+            .bind(s.attempts)
+            .bind(&s.last_error)
+            .bind(s.created_at)
+            .bind(s.updated_at)
+            .bind(s.settled_at)
+            .execute(&mut *tx)
+            .await?;
+        if s.amount_minor > 0 {
+            for (account, debit, credit) in [
+                (format!("driver:{}", s.driver), s.amount_minor, 0),
+                (format!("operator:{}", s.operator_id), 0, s.amount_minor),
+            ] {
+                sqlx::query(
+                    "insert into ledger_entry (ledger_entry_id, settlement_id, account, currency, \
+                     debit_minor, credit_minor, created_at) values ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(Uuid::now_v7())
+                .bind(s.settlement_id)
+                .bind(account)
+                .bind(&s.currency)
+                .bind(debit)
+                .bind(credit)
+                .bind(s.created_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        if stop.deliver {
+            sqlx::query(
+                "insert into settlement_outbox (settlement_id, next_attempt_at, created_at) \
+                 values ($1, $2, $2)",
+            )
+            .bind(s.settlement_id)
+            .bind(s.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok::<bool, StoreError>(true)
+    }
+    .await)
+}
+
+/// The settlement of a stopped session.
+pub async fn settlement(db: &Db, session_id: Uuid) -> StoreResult<Option<Settlement>> {
+    let sql = format!("select {SETTLEMENT_COLUMNS} from settlement where session_id = $1");
+    on_db!(db, pool => Ok(sqlx::query_as::<_, Settlement>(sqlx::AssertSqlSafe(sql))
+        .bind(session_id)
+        .fetch_optional(pool)
+        .await?))
+}
+
+/// Debits and credits per currency over the whole ledger (they must be equal).
+pub async fn ledger_totals(db: &Db) -> StoreResult<Vec<(String, i64, i64)>> {
+    on_db!(db, pool => Ok(sqlx::query_as::<_, (String, i64, i64)>(
+        "select currency, cast(coalesce(sum(debit_minor), 0) as bigint), \
+         cast(coalesce(sum(credit_minor), 0) as bigint) \
+         from ledger_entry group by currency order by currency",
+    )
+    .fetch_all(pool)
+    .await?))
+}
