@@ -29,6 +29,8 @@ pub struct Config {
     pub city_issuer: Option<String>,
     /// Required `aud` of city identity tokens.
     pub city_audience: String,
+    /// The city's payment gateway; when set, settlements are delivered to it.
+    pub city_payments_url: Option<String>,
     /// Largest request body accepted, in bytes (larger answers 413).
     pub max_body_bytes: usize,
     /// `text` for people, `json` for log collectors.
@@ -54,6 +56,7 @@ impl Default for Config {
             city_jwks: None,
             city_issuer: None,
             city_audience: "qrpark".into(),
+            city_payments_url: None,
             max_body_bytes: 256 * 1024,
             log_format: LogFormat::Text,
         }
@@ -123,6 +126,7 @@ const ENV_KEYS: &[&str] = &[
     "city_jwks",
     "city_issuer",
     "city_audience",
+    "city_payments_url",
     "max_body_bytes",
     "log_format",
 ];
@@ -167,6 +171,14 @@ impl Config {
             return Err(ConfigError::Invalid {
                 setting: "public_url",
                 reason: format!("`{url}` must be an http:// or https:// URL"),
+            });
+        }
+        if let Some(url) = &self.city_payments_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ConfigError::Invalid {
+                setting: "city_payments_url",
+                reason: format!("`{}` must be an http:// or https:// URL", redact_url(url)),
             });
         }
         if self.database_max_connections == 0 {
@@ -262,6 +274,10 @@ impl fmt::Debug for Config {
             .field("city_jwks", &self.city_jwks.as_deref().map(redact_url))
             .field("city_issuer", &self.city_issuer)
             .field("city_audience", &self.city_audience)
+            .field(
+                "city_payments_url",
+                &self.city_payments_url.as_deref().map(redact_url),
+            )
             .field("max_body_bytes", &self.max_body_bytes)
             .field("log_format", &self.log_format)
             .finish()

@@ -14,6 +14,7 @@ pub mod http;
 pub mod identity;
 pub mod qr;
 pub mod render;
+pub mod settlement;
 pub mod store;
 pub mod telemetry;
 

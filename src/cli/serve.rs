@@ -72,13 +72,13 @@ pub async fn state(config: Config, db: Db) -> anyhow::Result<AppState> {
     }
     Ok(AppState {
         db,
-        config: Arc::new(config),
         clock: Arc::new(SystemClock),
         metrics: Metrics::global(),
         keys: Arc::new(keys),
         city: None,
         demo_idp: None,
-        payments_url: None,
+        payments_url: config.city_payments_url.clone(),
+        config: Arc::new(config),
     })
 }
 
@@ -94,6 +94,9 @@ pub async fn serve(
         .with_context(|| format!("cannot listen on {bind}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, config = ?state.config, "qrpark listening");
+    if state.payments_url.is_some() {
+        crate::settlement::outbox::spawn(state.clone(), std::time::Duration::from_secs(1));
+    }
     ready(addr);
     let db = state.db.clone();
     axum::serve(listener, app(state))

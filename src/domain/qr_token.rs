@@ -91,6 +91,13 @@ impl QrSigningKey {
         self.signing.verifying_key().to_bytes()
     }
 
+    /// A detached Ed25519 signature over `message`, base64url: how qrpark signs what it sends
+    /// to others (settlements to the city's payment gateway), verifiable with the same JWKS.
+    pub fn sign_bytes(&self, message: &[u8]) -> String {
+        use ed25519_dalek::Signer;
+        URL_SAFE_NO_PAD.encode(self.signing.sign(message).to_bytes())
+    }
+
     /// Signs the claims into a compact JWS.
     pub fn sign(&self, claims: QrClaims) -> String {
         let header = Header {

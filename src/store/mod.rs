@@ -16,6 +16,7 @@ use crate::config::Backend;
 pub mod idempotency;
 pub mod lots;
 pub mod operators;
+pub mod outbox;
 pub mod sessions;
 pub mod signing_keys;
 pub mod space_qr;

@@ -126,15 +126,25 @@ static POSTGRES_SKIPPED: Once = Once::new();
 impl TestApp {
     /// An app on a fresh SQLite file.
     pub async fn sqlite() -> Self {
+        Self::sqlite_paying(None).await
+    }
+
+    /// An app on a fresh SQLite file, delivering settlements to `payments_url` if given.
+    pub async fn sqlite_paying(payments_url: Option<String>) -> Self {
         let dir = TempDir::new();
         let url = format!("sqlite://{}", dir.0.join("qrpark.db").display());
         let db = Db::connect(&url, 4).await.expect("open SQLite");
-        Self::start(db, url, Some(dir)).await
+        Self::start(db, url, Some(dir), payments_url).await
     }
 
     /// An app on a fresh schema of the PostgreSQL database named by
     /// `QRPARK_TEST_POSTGRES_URL`, or `None` (said loudly, once) when it is unset.
     pub async fn postgres() -> Option<Self> {
+        Self::postgres_paying(None).await
+    }
+
+    /// Like [`TestApp::postgres`], delivering settlements to `payments_url` if given.
+    pub async fn postgres_paying(payments_url: Option<String>) -> Option<Self> {
         let Ok(url) = std::env::var("QRPARK_TEST_POSTGRES_URL") else {
             if std::env::var_os("QRPARK_REQUIRE_POSTGRES").is_some() {
                 panic!("QRPARK_REQUIRE_POSTGRES is set but QRPARK_TEST_POSTGRES_URL is not");
@@ -166,10 +176,15 @@ impl TestApp {
         let db = Db::connect_postgres(options, 4)
             .await
             .expect("connect to test schema");
-        Some(Self::start(db, url, None).await)
+        Some(Self::start(db, url, None, payments_url).await)
     }
 
-    async fn start(db: Db, url: String, dir: Option<TempDir>) -> Self {
+    async fn start(
+        db: Db,
+        url: String,
+        dir: Option<TempDir>,
+        payments_url: Option<String>,
+    ) -> Self {
         db.migrate().await.expect("migrate");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -197,6 +212,7 @@ impl TestApp {
         ));
         let state = qrpark::AppState {
             clock: clock.clone(),
+            payments_url,
             ..state
         };
         let app_state = state.clone();

@@ -11,5 +11,6 @@ mod lots;
 mod operations;
 mod qr;
 mod sessions;
+mod settlement;
 mod spaces;
 mod tariffs;
