@@ -29,13 +29,22 @@ fn verification(c: &mut Criterion) {
     // A cache of one entry and tokens taken in turn: every verification misses.
     let uncached = new_verifier(1);
     let tokens: Vec<String> = (0..64)
-        .map(|i| idp.issue(&format!("driver-{i}"), &[], "qrpark", Duration::from_secs(3600)))
+        .map(|i| {
+            idp.issue(
+                &format!("driver-{i}"),
+                &[],
+                "qrpark",
+                Duration::from_secs(3600),
+            )
+        })
         .collect();
     let mut next = 0;
     c.bench_function("city_token/verify_uncached", |b| {
         b.iter(|| {
             next = (next + 1) % tokens.len();
-            runtime.block_on(uncached.verify(&tokens[next])).expect("valid")
+            runtime
+                .block_on(uncached.verify(&tokens[next]))
+                .expect("valid")
         })
     });
     let cached = new_verifier(100_000);
@@ -44,7 +53,11 @@ fn verification(c: &mut Criterion) {
         b.iter(|| runtime.block_on(cached.verify(&token)).expect("valid"))
     });
     assert!(uncached.signature_checks() > 1);
-    assert_eq!(cached.signature_checks(), 1, "the cached path checks no signature");
+    assert_eq!(
+        cached.signature_checks(),
+        1,
+        "the cached path checks no signature"
+    );
 }
 
 criterion_group!(benches, verification);

@@ -31,6 +31,9 @@ pub struct Config {
     pub city_audience: String,
     /// The city's payment gateway; when set, settlements are delivered to it.
     pub city_payments_url: Option<String>,
+    /// The city identity provider's sign-in page; the phone page sends drivers there
+    /// (docs/phone-page.md). Unset: drivers can sign in only under `qrpark demo`.
+    pub city_login_url: Option<String>,
     /// Largest request body accepted, in bytes (larger answers 413).
     pub max_body_bytes: usize,
     /// `text` for people, `json` for log collectors.
@@ -57,6 +60,7 @@ impl Default for Config {
             city_issuer: None,
             city_audience: "qrpark".into(),
             city_payments_url: None,
+            city_login_url: None,
             max_body_bytes: 256 * 1024,
             log_format: LogFormat::Text,
         }
@@ -127,6 +131,7 @@ const ENV_KEYS: &[&str] = &[
     "city_issuer",
     "city_audience",
     "city_payments_url",
+    "city_login_url",
     "max_body_bytes",
     "log_format",
 ];
@@ -178,6 +183,14 @@ impl Config {
         {
             return Err(ConfigError::Invalid {
                 setting: "city_payments_url",
+                reason: format!("`{}` must be an http:// or https:// URL", redact_url(url)),
+            });
+        }
+        if let Some(url) = &self.city_login_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ConfigError::Invalid {
+                setting: "city_login_url",
                 reason: format!("`{}` must be an http:// or https:// URL", redact_url(url)),
             });
         }
@@ -277,6 +290,10 @@ impl fmt::Debug for Config {
             .field(
                 "city_payments_url",
                 &self.city_payments_url.as_deref().map(redact_url),
+            )
+            .field(
+                "city_login_url",
+                &self.city_login_url.as_deref().map(redact_url),
             )
             .field("max_body_bytes", &self.max_body_bytes)
             .field("log_format", &self.log_format)

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;

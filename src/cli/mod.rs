@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, Overrides};
 
+mod audit;
 pub mod demo;
 mod keys;
 mod operator;
@@ -51,6 +52,11 @@ pub enum Command {
     Tariff(tariff::TariffCommand),
     /// Price an interval offline under a tariff file, with the breakdown.
     Quote(tariff::QuoteArgs),
+    /// Export the stopped sessions of a range for auditors (chained, signed checkpoint).
+    Export(audit::ExportArgs),
+    /// Check exports offline; print the JWKS that verifies them.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Write a printable PDF sheet of a lot's signed QR codes.
     QrSheet(qr_sheet::QrSheetArgs),
     /// Manage the keys that sign QR codes.
@@ -97,6 +103,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Operator(command) => operator::run(config()?, command).await,
+        Command::Export(args) => audit::export(config()?, args).await,
+        Command::Audit(audit::AuditCommand::Verify {
+            file,
+            jwks,
+            checkpoint,
+            since,
+        }) => {
+            // Offline: no configuration, no database.
+            let command = audit::AuditCommand::Verify {
+                file,
+                jwks,
+                checkpoint,
+                since,
+            };
+            audit::run(crate::config::Config::default(), command).await
+        }
+        Command::Audit(command) => audit::run(config()?, command).await,
         Command::QrSheet(args) => qr_sheet::run(config()?, args).await,
         Command::Keys(command) => keys::run(config()?, command).await,
         Command::Healthcheck => healthcheck(config()?.bind).await,

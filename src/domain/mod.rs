@@ -1,5 +1,6 @@
 //! The pure domain: values and rules with no I/O, no HTTP and no database.
 
+pub mod audit;
 pub mod currency;
 pub mod lot;
 pub mod money;

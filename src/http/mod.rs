@@ -16,11 +16,13 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::AppState;
 
+pub mod audit;
 pub mod demo;
 pub mod driver;
 pub mod error;
 pub mod extract;
 pub mod operator;
+pub mod pages;
 pub mod public;
 pub mod quote;
 pub mod receipt_page;
@@ -40,6 +42,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "operations", description = "Health and metrics"),
         (name = "public", description = "Anyone: QR verification keys, scans, quotes"),
         (name = "driver", description = "Drivers, with a city identity token"),
+        (name = "audit", description = "City auditors: a city identity with the auditor role"),
         (name = "demo", description = "Only under `qrpark demo`: the development identity provider"),
         (name = "operator", description = "Lot operators, with an API key"),
     )
@@ -93,6 +96,7 @@ fn routes(with_demo: bool) -> OpenApiRouter<AppState> {
         .merge(scan::routes())
         .merge(quote::routes())
         .merge(driver::routes())
+        .merge(audit::routes())
         .merge(operator::routes())
 }
 
@@ -101,6 +105,7 @@ pub fn app(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     let (router, api) = routes(state.demo_idp.is_some()).split_for_parts();
     let router = router
+        .merge(pages::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(crate::telemetry::track_requests))

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::audit::audit;
 use super::{Db, StoreError, StoreResult, on_db};
 use crate::domain::lot::{Address, LotName, NewLot};
 
@@ -17,6 +18,18 @@ pub struct Lot {
     pub currency: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// What the audit log records of a lot.
+fn lot_payload(lot: &Lot) -> serde_json::Value {
+    serde_json::json!({
+        "lot_id": lot.lot_id,
+        "operator_id": lot.operator_id,
+        "name": lot.name,
+        "address": lot.address,
+        "timezone": lot.timezone,
+        "currency": lot.currency,
+    })
 }
 
 const COLUMNS: &str =
@@ -39,22 +52,28 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    on_db!(db, pool => sqlx::query(
-        "insert into lot (lot_id, operator_id, name, address, timezone, currency, minor_unit, \
-         created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(row.lot_id)
-    .bind(row.operator_id)
-    .bind(&row.name)
-    .bind(&row.address)
-    .bind(&row.timezone)
-    .bind(&row.currency)
-    .bind(i16::try_from(lot.currency.minor_unit()).unwrap_or(i16::MAX))
-    .bind(now)
-    .bind(now)
-    .execute(pool)
+    on_db!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "insert into lot (lot_id, operator_id, name, address, timezone, currency, minor_unit, \
+             created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(row.lot_id)
+        .bind(row.operator_id)
+        .bind(&row.name)
+        .bind(&row.address)
+        .bind(&row.timezone)
+        .bind(&row.currency)
+        .bind(i16::try_from(lot.currency.minor_unit()).unwrap_or(i16::MAX))
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        audit!(tx, now, "lot.created", row.lot_id, lot_payload(&row));
+        tx.commit().await?;
+        Ok::<(), sqlx::Error>(())
+    }
     .await
-    .map(|_| ())
     .map_err(StoreError::from_sqlx))?;
     Ok(row)
 }
@@ -107,16 +126,25 @@ pub async fn update(
         .address
         .as_ref()
         .and_then(|a| a.as_ref().map(|a| a.as_str().to_owned()));
-    on_db!(db, pool => sqlx::query_as::<_, Lot>(sqlx::AssertSqlSafe(sql))
-        .bind(lot_id)
-        .bind(operator_id)
-        .bind(name)
-        .bind(address_given)
-        .bind(address)
-        .bind(now)
-        .fetch_optional(pool)
-        .await
-        .map_err(StoreError::from_sqlx))
+    on_db!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        let lot = sqlx::query_as::<_, Lot>(sqlx::AssertSqlSafe(sql))
+            .bind(lot_id)
+            .bind(operator_id)
+            .bind(name)
+            .bind(address_given)
+            .bind(address)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(lot) = &lot {
+            audit!(tx, now, "lot.updated", lot.lot_id, lot_payload(lot));
+        }
+        tx.commit().await?;
+        Ok::<Option<Lot>, sqlx::Error>(lot)
+    }
+    .await
+    .map_err(StoreError::from_sqlx))
 }
 
 /// A lot of any operator, for public pages (scans, quotes).

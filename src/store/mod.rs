@@ -13,6 +13,7 @@ use sqlx::{PgPool, SqlitePool};
 
 use crate::config::Backend;
 
+pub mod audit;
 pub mod idempotency;
 pub mod lots;
 pub mod operators;

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::audit::audit;
 use super::{Db, StoreError, StoreResult, on_db};
 
 /// An operator as stored.
@@ -59,6 +60,17 @@ pub async fn create(
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from_sqlx)?;
+        audit!(
+            tx,
+            now,
+            "operator.created",
+            operator.operator_id,
+            serde_json::json!({
+                "operator_id": operator.operator_id,
+                "name": operator.name,
+                "key_id": key.operator_key_id,
+            })
+        );
         tx.commit().await?;
         Ok((operator, key))
     })
@@ -97,15 +109,27 @@ pub async fn add_key(
     now: DateTime<Utc>,
 ) -> StoreResult<OperatorKey> {
     let key = new_key(operator_id, now);
-    on_db!(db, pool => sqlx::query(INSERT_KEY)
-        .bind(key.operator_key_id)
-        .bind(key.operator_id)
-        .bind(&key_hash[..])
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|_| ())
-        .map_err(StoreError::from_sqlx))?;
+    on_db!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        sqlx::query(INSERT_KEY)
+            .bind(key.operator_key_id)
+            .bind(key.operator_id)
+            .bind(&key_hash[..])
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        audit!(
+            tx,
+            now,
+            "operator.key_issued",
+            key.operator_key_id,
+            serde_json::json!({"operator_id": operator_id, "key_id": key.operator_key_id})
+        );
+        tx.commit().await?;
+        Ok::<(), sqlx::Error>(())
+    }
+    .await
+    .map_err(StoreError::from_sqlx))?;
     Ok(key)
 }
 
@@ -129,16 +153,31 @@ pub async fn revoke_key(
     operator_key_id: Uuid,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<OperatorKey>> {
-    on_db!(db, pool => Ok(sqlx::query_as::<_, OperatorKey>(
-        "update operator_key set revoked_at = coalesce(revoked_at, $3) \
-         where operator_id = $1 and operator_key_id = $2 \
-         returning operator_key_id, operator_id, created_at, revoked_at",
-    )
-    .bind(operator_id)
-    .bind(operator_key_id)
-    .bind(now)
-    .fetch_optional(pool)
-    .await?))
+    on_db!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        let key = sqlx::query_as::<_, OperatorKey>(
+            "update operator_key set revoked_at = coalesce(revoked_at, $3) \
+             where operator_id = $1 and operator_key_id = $2 \
+             returning operator_key_id, operator_id, created_at, revoked_at",
+        )
+        .bind(operator_id)
+        .bind(operator_key_id)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if key.as_ref().is_some_and(|k| k.revoked_at == Some(now)) {
+            audit!(
+                tx,
+                now,
+                "operator.key_revoked",
+                operator_key_id,
+                serde_json::json!({"operator_id": operator_id, "key_id": operator_key_id})
+            );
+        }
+        tx.commit().await?;
+        Ok(key)
+    }
+    .await)
 }
 
 /// The operator owning an unrevoked key with this hash.

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::audit::audit;
 use super::sessions::Settlement;
 use super::{Db, StoreError, StoreResult, on_db};
 
@@ -92,6 +93,16 @@ pub async fn record(
                     .bind(settlement.settlement_id)
                     .execute(&mut *tx)
                     .await?;
+                audit!(
+                    tx,
+                    now,
+                    "settlement.settled",
+                    settlement.settlement_id,
+                    serde_json::json!({
+                        "settlement_id": settlement.settlement_id,
+                        "reference": settlement.reference,
+                    })
+                );
             }
             Outcome::Retry { error, next_attempt_at } => {
                 sqlx::query(
@@ -147,6 +158,18 @@ pub async fn record(
                     .bind(settlement.settlement_id)
                     .execute(&mut *tx)
                     .await?;
+                audit!(
+                    tx,
+                    now,
+                    "settlement.failed",
+                    settlement.settlement_id,
+                    serde_json::json!({
+                        "settlement_id": settlement.settlement_id,
+                        "reference": settlement.reference,
+                        "error": error,
+                        "reversed_minor": settlement.amount_minor,
+                    })
+                );
             }
         }
         tx.commit().await?;

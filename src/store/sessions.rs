@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::audit::audit;
 use super::{Db, StoreError, StoreResult, on_db};
 
 /// A session as stored.
@@ -105,6 +106,22 @@ pub async fn start(
         .bind(session.created_at)
         .execute(&mut *tx)
         .await?;
+        audit!(
+            tx,
+            session.started_at,
+            "session.started",
+            session.session_id,
+            serde_json::json!({
+                "session_id": session.session_id,
+                "lot_id": session.lot_id,
+                "space_id": session.space_id,
+                "operator_id": session.operator_id,
+                "driver": session.driver,
+                "tariff_id": session.tariff_id,
+                "tariff_version": session.tariff_version,
+                "started_at": crate::domain::audit::instant(session.started_at),
+            })
+        );
         sqlx::query(
             "update idempotency_key set status = 'done', response_status = $3, \
              response_body = $4 where driver = $1 and key = $2",
@@ -238,6 +255,28 @@ pub async fn stop(db: &Db, session_id: Uuid, driver: &str, stop: &Stop) -> Store
         if changed == 0 {
             return Ok(false);
         }
+        let (audit_seq, audit_hash) = audit!(
+            tx,
+            stop.ended_at,
+            "session.stopped",
+            session_id,
+            serde_json::json!({
+                "session_id": session_id,
+                "ended_at": crate::domain::audit::instant(stop.ended_at),
+                "fee_minor": stop.fee_minor,
+                "currency": s.currency,
+                "fee_sha256": crate::domain::audit::hex(&<sha2::Sha256 as sha2::Digest>::digest(stop.fee_lines.as_bytes())),
+                "settlement_id": s.settlement_id,
+                "settlement_reference": s.reference,
+                "settlement_status": s.status,
+            })
+        );
+        sqlx::query("update session set audit_seq = $2, audit_hash = $3 where session_id = $1")
+            .bind(session_id)
+            .bind(audit_seq)
+            .bind(&audit_hash[..])
+            .execute(&mut *tx)
+            .await?;
         let sql = format!(
             "insert into settlement ({SETTLEMENT_COLUMNS}) \
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::audit::audit;
 use super::{Db, StoreError, StoreResult, on_db};
 
 /// A stored signing key.
@@ -59,30 +60,51 @@ pub async fn add(
         .await)?;
     let kid = format!("k{next}");
     let (seed, public) = make(&kid);
-    on_db!(db, pool => sqlx::query(
-        "insert into signing_key (kid, private_seed, public_key, created_at) \
-         values ($1, $2, $3, $4)",
-    )
-    .bind(&kid)
-    .bind(&seed[..])
-    .bind(&public[..])
-    .bind(now)
-    .execute(pool)
+    on_db!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "insert into signing_key (kid, private_seed, public_key, created_at) \
+             values ($1, $2, $3, $4)",
+        )
+        .bind(&kid)
+        .bind(&seed[..])
+        .bind(&public[..])
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        audit!(
+            tx,
+            now,
+            "signing_key.created",
+            kid,
+            serde_json::json!({"kid": kid, "public_key": crate::domain::audit::hex(&public)})
+        );
+        tx.commit().await?;
+        Ok::<(), sqlx::Error>(())
+    }
     .await
-    .map(|_| ())
     .map_err(StoreError::from_sqlx))?;
     Ok(kid)
 }
 
 /// Retires a key; `None` if there is no such active key.
 pub async fn retire(db: &Db, kid: &str, now: DateTime<Utc>) -> StoreResult<Option<()>> {
-    let changed = on_db!(db, pool => sqlx::query(
-        "update signing_key set retired_at = $2 where kid = $1 and retired_at is null",
-    )
-    .bind(kid)
-    .bind(now)
-    .execute(pool)
-    .await
-    .map(|r| r.rows_affected()))?;
+    let changed = on_db!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        let changed = sqlx::query(
+            "update signing_key set retired_at = $2 where kid = $1 and retired_at is null",
+        )
+        .bind(kid)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 1 {
+            audit!(tx, now, "signing_key.retired", kid, serde_json::json!({"kid": kid}));
+        }
+        tx.commit().await?;
+        Ok::<u64, sqlx::Error>(changed)
+    }
+    .await)?;
     Ok((changed == 1).then_some(()))
 }

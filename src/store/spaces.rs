@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::audit::audit;
 use super::space_qr::{self, NewSpaceQr};
 use super::{Constraint, Db, StoreError, StoreResult, on_db};
 use crate::domain::space::{SpaceCode, SpaceStatus};
@@ -99,6 +100,19 @@ pub async fn create_many(
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::from_sqlx)?;
+            audit!(
+                tx,
+                now,
+                "space.created",
+                space.space_id,
+                serde_json::json!({
+                    "space_id": space.space_id,
+                    "lot_id": space.lot_id,
+                    "code": space.code,
+                    "qr_version": space.qr_version,
+                    "kid": n.qr.kid,
+                })
+            );
         }
         tx.commit().await?;
         Ok::<(), StoreError>(())
@@ -150,17 +164,32 @@ pub async fn set_status(
     status: SpaceStatus,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<Space>> {
-    let changed = on_db!(db, pool => sqlx::query(
-        "update space set status = $3, updated_at = $4 \
-         where space_id = $1 and lot_id in (select lot_id from lot where operator_id = $2)",
-    )
-    .bind(space_id)
-    .bind(operator_id)
-    .bind(status.as_str())
-    .bind(now)
-    .execute(pool)
-    .await
-    .map(|r| r.rows_affected()))?;
+    let changed = on_db!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        let changed = sqlx::query(
+            "update space set status = $3, updated_at = $4 \
+             where space_id = $1 and lot_id in (select lot_id from lot where operator_id = $2)",
+        )
+        .bind(space_id)
+        .bind(operator_id)
+        .bind(status.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 1 {
+            audit!(
+                tx,
+                now,
+                "space.status_changed",
+                space_id,
+                serde_json::json!({"space_id": space_id, "status": status.as_str()})
+            );
+        }
+        tx.commit().await?;
+        Ok::<u64, sqlx::Error>(changed)
+    }
+    .await)?;
     if changed == 0 {
         return Ok(None);
     }
@@ -222,6 +251,13 @@ pub async fn rotate_code(
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from_sqlx)?;
+        audit!(
+            tx,
+            now,
+            "space.code_rotated",
+            space_id,
+            serde_json::json!({"space_id": space_id, "qr_version": version, "kid": qr.kid})
+        );
         tx.commit().await?;
         Ok(Some(qr))
     }

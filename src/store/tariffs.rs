@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::audit::audit;
 use super::{Constraint, Db, StoreError, StoreResult, on_db};
 
 /// One stored tariff version.
@@ -48,20 +49,39 @@ pub async fn publish(
             effective_from: now,
             created_at: now,
         };
-        let inserted = on_db!(db, pool => sqlx::query(
-            "insert into tariff (tariff_id, lot_id, version, document, currency, \
-             effective_from, created_at) values ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(row.tariff_id)
-        .bind(row.lot_id)
-        .bind(row.version)
-        .bind(&row.document)
-        .bind(&row.currency)
-        .bind(row.effective_from)
-        .bind(row.created_at)
-        .execute(pool)
+        let inserted = on_db!(db, pool => async {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "insert into tariff (tariff_id, lot_id, version, document, currency, \
+                 effective_from, created_at) values ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(row.tariff_id)
+            .bind(row.lot_id)
+            .bind(row.version)
+            .bind(&row.document)
+            .bind(&row.currency)
+            .bind(row.effective_from)
+            .bind(row.created_at)
+            .execute(&mut *tx)
+            .await?;
+            audit!(
+                tx,
+                now,
+                "tariff.published",
+                row.tariff_id,
+                serde_json::json!({
+                    "tariff_id": row.tariff_id,
+                    "lot_id": row.lot_id,
+                    "version": row.version,
+                    "effective_from": crate::domain::audit::instant(row.effective_from),
+                    "document": serde_json::from_str::<serde_json::Value>(&row.document)
+                        .unwrap_or(serde_json::Value::Null),
+                })
+            );
+            tx.commit().await?;
+            Ok::<(), sqlx::Error>(())
+        }
         .await
-        .map(|_| ())
         .map_err(StoreError::from_sqlx));
         match inserted {
             Ok(()) => return Ok(row),

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod audit;
 mod auth;
 mod cli;
 mod demo;
@@ -9,6 +10,8 @@ mod errors;
 mod isolation;
 mod lots;
 mod operations;
+mod pages;
+mod processes;
 mod qr;
 mod sessions;
 mod settlement;

@@ -1,0 +1,251 @@
+//! Offline verification of an export: every record's chain link, the checkpoint's count,
+//! head and Ed25519 signature (against a JWKS), and optionally that the export extends an
+//! earlier one (its first records chain to the earlier checkpoint's head).
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use serde_json::{Map, Value};
+
+use super::export::{COLUMNS, Format, record_canonical};
+use crate::domain::audit::{GENESIS, canonical_json, chain_hash, hex, parse_hash};
+
+/// What a sound export holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub records: u64,
+    pub head: String,
+    pub kid: String,
+}
+
+/// The Ed25519 keys of a JWKS document, by `kid`.
+pub fn keys_of(jwks: &Value) -> HashMap<String, [u8; 32]> {
+    let mut keys = HashMap::new();
+    for key in jwks["keys"].as_array().into_iter().flatten() {
+        if key["kty"] != "OKP" || key["crv"] != "Ed25519" {
+            continue;
+        }
+        let (Some(kid), Some(x)) = (key["kid"].as_str(), key["x"].as_str()) else {
+            continue;
+        };
+        if let Some(bytes) = URL_SAFE_NO_PAD
+            .decode(x)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        {
+            keys.insert(kid.to_owned(), bytes);
+        }
+    }
+    keys
+}
+
+/// Checks a checkpoint's signature; returns its body.
+pub fn check_checkpoint(
+    checkpoint: &Value,
+    keys: &HashMap<String, [u8; 32]>,
+) -> Result<Map<String, Value>, String> {
+    let body = checkpoint
+        .get("checkpoint")
+        .unwrap_or(checkpoint)
+        .as_object()
+        .ok_or("the checkpoint is not a JSON object")?;
+    let kid = body["kid"].as_str().ok_or("the checkpoint names no key")?;
+    let key = keys
+        .get(kid)
+        .ok_or_else(|| format!("the checkpoint's key {kid} is not in the JWKS"))?;
+    let signature = body["signature"]
+        .as_str()
+        .and_then(|s| URL_SAFE_NO_PAD.decode(s).ok())
+        .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        .ok_or("the checkpoint's signature is malformed")?;
+    let mut unsigned = body.clone();
+    unsigned.remove("signature");
+    let message = canonical_json(&Value::Object(unsigned));
+    VerifyingKey::from_bytes(key)
+        .map_err(|_| "the JWKS key is not an Ed25519 key".to_owned())?
+        .verify(message.as_bytes(), &Signature::from_bytes(&signature))
+        .map_err(|_| "the checkpoint's signature does not verify".to_owned())?;
+    Ok(body.clone())
+}
+
+/// Splits one CSV line of our own export (quotes double inner quotes).
+fn csv_fields(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', true) => quoted = false,
+            ('"', false) if field.is_empty() => quoted = true,
+            (',', false) => fields.push(std::mem::take(&mut field)),
+            (c, _) => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
+/// An export file read back: its format, its records with their line numbers, and the
+/// checkpoint it carries (JSONL only).
+struct Parsed {
+    format: Format,
+    records: Vec<(usize, Value)>,
+    checkpoint: Option<Value>,
+}
+
+/// Reads an export file.
+fn records(text: &str) -> Result<Parsed, String> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty())
+        .peekable();
+    let header = COLUMNS.join(",");
+    if lines.peek().is_some_and(|(_, l)| *l == header) {
+        lines.next();
+        let mut out = Vec::new();
+        for (i, line) in lines {
+            let fields = csv_fields(line);
+            if fields.len() != COLUMNS.len() {
+                return Err(format!(
+                    "line {}: {} fields, expected {}",
+                    i + 1,
+                    fields.len(),
+                    COLUMNS.len()
+                ));
+            }
+            let record: Map<String, Value> = COLUMNS
+                .iter()
+                .zip(fields)
+                .map(|(c, f)| ((*c).to_owned(), Value::String(f)))
+                .collect();
+            out.push((i + 1, Value::Object(record)));
+        }
+        return Ok(Parsed {
+            format: Format::Csv,
+            records: out,
+            checkpoint: None,
+        });
+    }
+    let mut out = Vec::new();
+    let mut checkpoint = None;
+    for (i, line) in lines {
+        let value: Value =
+            serde_json::from_str(line).map_err(|e| format!("line {}: not JSON: {e}", i + 1))?;
+        if value.get("checkpoint").is_some() {
+            if checkpoint.is_some() {
+                return Err(format!("line {}: a second checkpoint", i + 1));
+            }
+            checkpoint = Some(value);
+        } else if checkpoint.is_some() {
+            return Err(format!("line {}: a record after the checkpoint", i + 1));
+        } else {
+            out.push((i + 1, value));
+        }
+    }
+    Ok(Parsed {
+        format: Format::Jsonl,
+        records: out,
+        checkpoint,
+    })
+}
+
+/// Verifies an export. `checkpoint` is needed for CSV (JSONL carries its own as the last
+/// line); `since` is an earlier export's checkpoint that this one must extend.
+pub fn verify(
+    text: &str,
+    checkpoint: Option<&Value>,
+    keys: &HashMap<String, [u8; 32]>,
+    since: Option<&Value>,
+) -> Result<Verified, String> {
+    let Parsed {
+        format,
+        records,
+        checkpoint: own_checkpoint,
+    } = records(text)?;
+    let checkpoint = own_checkpoint.as_ref().or(checkpoint).ok_or(
+        "no checkpoint: a JSONL export ends with one; give a CSV export's checkpoint file",
+    )?;
+    let body = check_checkpoint(checkpoint, keys)?;
+    if body["format"] != format.name() {
+        return Err(format!(
+            "the checkpoint is for {} but the file is {}",
+            body["format"],
+            format.name()
+        ));
+    }
+    let since_body = since.map(|s| check_checkpoint(s, keys)).transpose()?;
+    let since_at = match &since_body {
+        Some(earlier) => {
+            for field in ["format", "from", "operator", "lot"] {
+                if earlier[field] != body[field] {
+                    return Err(format!(
+                        "the earlier export has another `{field}`: it cannot be extended by this one"
+                    ));
+                }
+            }
+            let count = earlier["count"]
+                .as_u64()
+                .ok_or("the earlier checkpoint has no count")?;
+            let head = earlier["head"]
+                .as_str()
+                .and_then(parse_hash)
+                .ok_or("the earlier checkpoint has no head")?;
+            Some((count, head))
+        }
+        None => None,
+    };
+    let mut prev = GENESIS;
+    for (n, (line, record)) in records.iter().enumerate() {
+        let n = n as u64 + 1;
+        let session = record["session_id"].as_str().unwrap_or("?");
+        let bad = |why: &str| format!("record {n} (line {line}, session {session}): {why}");
+        if record["prev_hash"].as_str() != Some(hex(&prev).as_str()) {
+            return Err(bad(
+                "its prev_hash does not link to the record before it (removed, reordered or inserted records)",
+            ));
+        }
+        let hash = chain_hash(&prev, &record_canonical(record, format));
+        if record["hash"].as_str() != Some(hex(&hash).as_str()) {
+            return Err(bad("its content does not match its hash (altered)"));
+        }
+        prev = hash;
+        if let Some((count, head)) = since_at
+            && n == count
+            && prev != head
+        {
+            return Err(bad(
+                "the chain differs from the earlier export's at its last record (history rewritten)",
+            ));
+        }
+    }
+    let count = records.len() as u64;
+    if let Some((earlier, _)) = since_at
+        && earlier > count
+    {
+        return Err(format!(
+            "this export holds {count} records, fewer than the earlier export's {earlier} (truncated)"
+        ));
+    }
+    if body["count"].as_u64() != Some(count) {
+        return Err(format!(
+            "the checkpoint counts {} records but the file holds {count} (truncated or padded)",
+            body["count"]
+        ));
+    }
+    if body["head"].as_str() != Some(hex(&prev).as_str()) {
+        return Err("the checkpoint's head is not the last record's hash".to_owned());
+    }
+    Ok(Verified {
+        records: count,
+        head: hex(&prev),
+        kid: body["kid"].as_str().unwrap_or_default().to_owned(),
+    })
+}

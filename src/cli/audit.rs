@@ -1,0 +1,199 @@
+//! `qrpark export` and `qrpark audit verify|jwks`: auditor exports, checked offline.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::audit::export::{self, Format, Range};
+use crate::audit::verify;
+use crate::config::Config;
+use crate::domain::audit::canonical_json;
+
+/// Export the stopped sessions of a range, chained and closed by a signed checkpoint.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Sessions that ended at or after this instant (RFC 3339).
+    #[arg(long, value_name = "T")]
+    pub from: DateTime<Utc>,
+    /// ...and before this one.
+    #[arg(long, value_name = "T")]
+    pub to: DateTime<Utc>,
+    /// `csv` or `jsonl`.
+    #[arg(long, default_value = "jsonl")]
+    pub format: String,
+    /// Only this operator's lots.
+    #[arg(long)]
+    pub operator: Option<Uuid>,
+    /// Only this lot.
+    #[arg(long)]
+    pub lot: Option<Uuid>,
+    /// Where to write the export (a CSV export's checkpoint goes to FILE.checkpoint.json).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check an export offline: its chain, its checkpoint's count, head and signature.
+    Verify {
+        /// The export (CSV or JSONL).
+        file: PathBuf,
+        /// The JWKS with qrpark's keys (saved from /.well-known/jwks.json, or `qrpark audit jwks`).
+        #[arg(long, value_name = "FILE")]
+        jwks: PathBuf,
+        /// A CSV export's checkpoint (default: FILE.checkpoint.json).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// An earlier export (or its checkpoint) that this export must extend.
+        #[arg(long, value_name = "CHECKPOINT")]
+        since: Option<PathBuf>,
+    },
+    /// Print the JWKS that verifies checkpoints and QR codes.
+    Jwks,
+}
+
+pub async fn export(config: Config, args: ExportArgs) -> anyhow::Result<()> {
+    let format = Format::parse(&args.format).context("--format must be csv or jsonl")?;
+    anyhow::ensure!(args.to > args.from, "--to must be after --from");
+    let db = super::serve::open_database(&config).await?;
+    let state = super::serve::state(config, db).await?;
+    let range = Range {
+        from: args.from,
+        to: args.to,
+        operator: args.operator,
+        lot: args.lot,
+    };
+    let total = export::count(&state.db, &range).await?;
+    let key = state.keys.signing_key().await?;
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(&args.out)
+            .with_context(|| format!("cannot create {}", args.out.display()))?,
+    );
+    let (sender, mut receiver) = mpsc::channel::<Vec<u8>>(8);
+    let producer = {
+        let db = state.db.clone();
+        let range = range.clone();
+        tokio::spawn(async move { export::produce(&db, &range, format, &sender).await })
+    };
+    // A progress line on a terminal; nothing when stderr is piped.
+    let progress = std::io::stderr().is_terminal();
+    let mut written = 0usize;
+    while let Some(chunk) = receiver.recv().await {
+        written += chunk.iter().filter(|b| **b == b'\n').count();
+        file.write_all(&chunk)?;
+        if progress {
+            let done = written.saturating_sub(usize::from(format == Format::Csv));
+            eprint!("\rexporting: {done} / {total} records");
+        }
+    }
+    let (count, head) = producer.await??;
+    let checkpoint = export::checkpoint(format, &range, count, &head, &key);
+    let line = format!("{}\n", canonical_json(&checkpoint));
+    match format {
+        Format::Jsonl => file.write_all(line.as_bytes())?,
+        Format::Csv => {
+            let path = checkpoint_path(&args.out);
+            std::fs::write(&path, &line)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+    }
+    file.flush()?;
+    if progress {
+        eprintln!();
+    }
+    println!(
+        "{}: {count} records, chain head {}",
+        args.out.display(),
+        crate::domain::audit::hex(&head)
+    );
+    state.db.close().await;
+    Ok(())
+}
+
+fn checkpoint_path(file: &std::path::Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".checkpoint.json");
+    PathBuf::from(name)
+}
+
+/// The checkpoint in a file: a checkpoint JSON, or an export whose last line is one.
+fn read_checkpoint(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    let value: serde_json::Value = serde_json::from_str(last)
+        .or_else(|_| serde_json::from_str(&text))
+        .with_context(|| format!("{} holds no checkpoint", path.display()))?;
+    anyhow::ensure!(
+        value.get("checkpoint").is_some(),
+        "{} holds no checkpoint",
+        path.display()
+    );
+    Ok(value)
+}
+
+pub async fn run(config: Config, command: AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Jwks => {
+            let db = super::serve::open_database(&config).await?;
+            let state = super::serve::state(config, db).await?;
+            println!("{}", state.keys.jwks().await?);
+            state.db.close().await;
+            Ok(())
+        }
+        AuditCommand::Verify {
+            file,
+            jwks,
+            checkpoint,
+            since,
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let jwks: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(&jwks)
+                    .with_context(|| format!("cannot read {}", jwks.display()))?,
+            )
+            .context("the JWKS is not JSON")?;
+            let keys = verify::keys_of(&jwks);
+            let checkpoint = match checkpoint {
+                Some(path) => Some(read_checkpoint(&path)?),
+                None => {
+                    let sidecar = checkpoint_path(&file);
+                    if sidecar.exists() {
+                        Some(read_checkpoint(&sidecar)?)
+                    } else {
+                        None
+                    }
+                }
+            };
+            let since = since.map(|p| read_checkpoint(&p)).transpose()?;
+            match verify::verify(&text, checkpoint.as_ref(), &keys, since.as_ref()) {
+                Ok(ok) => {
+                    println!(
+                        "{}: intact: {} records, chain head {}, signed by {}{}",
+                        file.display(),
+                        ok.records,
+                        ok.head,
+                        ok.kid,
+                        if since.is_some() {
+                            ", extends the earlier export"
+                        } else {
+                            ""
+                        }
+                    );
+                    Ok(())
+                }
+                Err(problem) => bail!("{}: NOT intact: {problem}", file.display()),
+            }
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! What city auditors call, with a city identity token holding the `auditor` role.
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, NaiveDate, Utc};
+use futures_util::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::audit::export::{self, Format, Range};
+use crate::domain::currency::Currency;
+use crate::domain::money::Money;
+use crate::http::error::{ApiError, FieldError, ProblemBody};
+use crate::http::extract::Auditor;
+use crate::store::on_db;
+
+/// The audit routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(sessions))
+        .routes(routes!(checkpoint))
+        .routes(routes!(summary))
+}
+
+/// A range of stopped sessions (by `ended_at`) and its filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// Sessions that ended at or after this instant (RFC 3339). Required.
+    pub from: Option<String>,
+    /// ...and before this one. Required.
+    pub to: Option<String>,
+    /// Only this operator's lots.
+    pub operator: Option<Uuid>,
+    /// Only this lot.
+    pub lot: Option<Uuid>,
+    /// `jsonl` (default; records with their fee breakdown, then a signed checkpoint line) or
+    /// `csv` (records; the checkpoint from `/v1/audit/checkpoint`).
+    pub format: Option<String>,
+}
+
+fn instant(value: Option<&str>, path: &str) -> Result<DateTime<Utc>, FieldError> {
+    let text = value.ok_or_else(|| FieldError::new(path, "is required (RFC 3339)"))?;
+    DateTime::parse_from_rfc3339(text)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|_| FieldError::new(path, "must be an RFC 3339 instant"))
+}
+
+impl ExportQuery {
+    fn range(&self) -> Result<(Range, Format), ApiError> {
+        let mut errors = Vec::new();
+        let from = instant(self.from.as_deref(), "$.from")
+            .map_err(|e| errors.push(e))
+            .ok();
+        let to = instant(self.to.as_deref(), "$.to")
+            .map_err(|e| errors.push(e))
+            .ok();
+        let format = match self.format.as_deref() {
+            None => Some(Format::Jsonl),
+            Some(text) => Format::parse(text).or_else(|| {
+                errors.push(FieldError::new("$.format", "must be csv or jsonl"));
+                None
+            }),
+        };
+        if let (Some(from), Some(to)) = (from, to)
+            && to <= from
+        {
+            errors.push(FieldError::new("$.to", "must be after from"));
+        }
+        match (from, to, format) {
+            (Some(from), Some(to), Some(format)) if errors.is_empty() => Ok((
+                Range {
+                    from,
+                    to,
+                    operator: self.operator,
+                    lot: self.lot,
+                },
+                format,
+            )),
+            _ => Err(ApiError::validation(errors)),
+        }
+    }
+}
+
+/// Streams every stopped session of the range, chained record by record, in the order of
+/// the audit chain; the same range exported twice is byte-identical.
+#[utoipa::path(
+    get, path = "/v1/audit/sessions", tag = "audit",
+    params(ExportQuery),
+    security(("city_identity" = [])),
+    responses(
+        (status = 200, description = "The export (text/csv or application/x-ndjson)", body = String),
+        (status = 401, description = "`token_invalid`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: not an auditor", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn sessions(
+    State(state): State<AppState>,
+    Auditor(auditor): Auditor,
+    Query(query): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let (range, format) = query.range()?;
+    let key = state.keys.signing_key().await?;
+    tracing::info!(auditor = %auditor.subject, from = %range.from, to = %range.to, "audit export");
+    let (sender, receiver) = mpsc::channel::<Vec<u8>>(8);
+    let db = state.db.clone();
+    tokio::spawn(async move {
+        match export::produce(&db, &range, format, &sender).await {
+            Ok((count, head)) => {
+                if format == Format::Jsonl {
+                    let checkpoint = export::checkpoint(format, &range, count, &head, &key);
+                    let line = format!("{}\n", crate::domain::audit::canonical_json(&checkpoint));
+                    let _ = sender.send(line.into_bytes()).await;
+                }
+            }
+            // The body ends without its checkpoint: a verifier will say so.
+            Err(error) => tracing::error!(?error, "audit export failed midway"),
+        }
+    });
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver
+            .recv()
+            .await
+            .map(|chunk| (Ok::<_, std::io::Error>(chunk), receiver))
+    });
+    let content_type = match format {
+        Format::Csv => "text/csv; charset=utf-8",
+        Format::Jsonl => "application/x-ndjson",
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// The signed checkpoint of an export (for CSV exports, which carry none in the file).
+#[utoipa::path(
+    get, path = "/v1/audit/checkpoint", tag = "audit",
+    params(ExportQuery),
+    security(("city_identity" = [])),
+    responses(
+        (status = 200, description = "`{\"checkpoint\": {format, from, to, operator, lot, count, head, kid, alg, signature}}`", body = Object),
+        (status = 403, description = "`forbidden`: not an auditor", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn checkpoint(
+    State(state): State<AppState>,
+    _auditor: Auditor,
+    Query(query): Query<ExportQuery>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let (range, format) = query.range()?;
+    let key = state.keys.signing_key().await?;
+    let (sender, mut receiver) = mpsc::channel::<Vec<u8>>(8);
+    let db = state.db.clone();
+    let producer = {
+        let range = range.clone();
+        tokio::spawn(async move { export::produce(&db, &range, format, &sender).await })
+    };
+    // The checkpoint needs the whole chain: read it through, keeping nothing.
+    while receiver.recv().await.is_some() {}
+    let (count, head) = producer.await.map_err(ApiError::internal)??;
+    Ok(axum::Json(export::checkpoint(
+        format, &range, count, &head, &key,
+    )))
+}
+
+/// Totals of one operator's lot on one local day.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SummaryRow {
+    pub operator_id: Uuid,
+    pub lot_id: Uuid,
+    /// The lot's local date the sessions ended on.
+    pub day: NaiveDate,
+    pub currency: String,
+    pub sessions: u64,
+    /// The sum of the fees.
+    pub fees: String,
+    pub settled: String,
+    pub pending: String,
+    pub failed: String,
+}
+
+/// Reconciliation totals.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Summary {
+    pub rows: Vec<SummaryRow>,
+}
+
+#[derive(sqlx::FromRow)]
+struct SummarySource {
+    operator_id: Uuid,
+    lot_id: Uuid,
+    timezone: String,
+    currency: String,
+    ended_at: DateTime<Utc>,
+    fee_minor: i64,
+    settlement_status: Option<String>,
+}
+
+#[derive(Default)]
+struct Totals {
+    sessions: u64,
+    fees: i64,
+    settled: i64,
+    pending: i64,
+    failed: i64,
+}
+
+/// Sessions, fees and settled, pending and failed totals per operator, lot and local day,
+/// over the same range and filters as the export (their sums match the export's).
+#[utoipa::path(
+    get, path = "/v1/audit/summary", tag = "audit",
+    params(ExportQuery),
+    security(("city_identity" = [])),
+    responses(
+        (status = 200, description = "The totals", body = Summary),
+        (status = 403, description = "`forbidden`: not an auditor", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn summary(
+    State(state): State<AppState>,
+    _auditor: Auditor,
+    Query(query): Query<ExportQuery>,
+) -> Result<axum::Json<Summary>, ApiError> {
+    let (range, _) = query.range()?;
+    let sql = "select s.operator_id, s.lot_id, l.timezone, s.currency, s.ended_at, s.fee_minor, \
+               st.status as settlement_status from session s \
+               join lot l on l.lot_id = s.lot_id \
+               left join settlement st on st.session_id = s.session_id \
+               where s.status = 'stopped' and s.ended_at >= $1 and s.ended_at < $2 \
+               and ($3 is null or s.operator_id = $3) and ($4 is null or s.lot_id = $4)";
+    // Aggregated as rows arrive: memory grows with lots x days, not with sessions.
+    let mut totals: BTreeMap<(Uuid, Uuid, NaiveDate, String), Totals> = BTreeMap::new();
+    on_db!(&state.db, pool => {
+        let mut rows = sqlx::query_as::<_, SummarySource>(sql)
+            .bind(range.from)
+            .bind(range.to)
+            .bind(range.operator)
+            .bind(range.lot)
+            .fetch(pool);
+        while let Some(row) = rows.try_next().await? {
+            let tz: chrono_tz::Tz = row.timezone.parse().unwrap_or(chrono_tz::UTC);
+            let day = row.ended_at.with_timezone(&tz).date_naive();
+            let entry = totals.entry((row.operator_id, row.lot_id, day, row.currency)).or_default();
+            entry.sessions += 1;
+            entry.fees += row.fee_minor;
+            match row.settlement_status.as_deref() {
+                Some("settled") => entry.settled += row.fee_minor,
+                Some("failed") => entry.failed += row.fee_minor,
+                _ => entry.pending += row.fee_minor,
+            }
+        }
+    });
+    let mut out = Vec::with_capacity(totals.len());
+    for ((operator_id, lot_id, day, currency), t) in totals {
+        let unit = Currency::parse(&currency).map_err(ApiError::internal)?;
+        let money = |minor: i64| Money::from_minor(minor, unit).to_string();
+        out.push(SummaryRow {
+            operator_id,
+            lot_id,
+            day,
+            sessions: t.sessions,
+            fees: money(t.fees),
+            settled: money(t.settled),
+            pending: money(t.pending),
+            failed: money(t.failed),
+            currency,
+        });
+    }
+    Ok(axum::Json(Summary { rows: out }))
+}

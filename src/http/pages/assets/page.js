@@ -1,0 +1,326 @@
+// qrpark phone page: sign in, start, watch, stop, receipt, through the JSON API.
+// No framework. The city identity token lives only in sessionStorage.
+(function () {
+  "use strict";
+  var M = JSON.parse(document.getElementById("msg").textContent);
+  var store = window.sessionStorage;
+  var TOKEN = "qrpark.token";
+  function $(id) { return document.getElementById(id); }
+  function show(id, on) { var el = $(id); if (el) el.hidden = !on; }
+  function randomHex(bytes) {
+    var a = new Uint8Array(bytes);
+    window.crypto.getRandomValues(a);
+    return Array.prototype.map.call(a, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+  function alertMsg(text) {
+    var el = $("alert");
+    el.textContent = text || "";
+    el.hidden = !text;
+  }
+  function jwtClaims(token) {
+    try {
+      var part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      return JSON.parse(atob(part + "===".slice((part.length + 3) % 4)));
+    } catch (e) { return null; }
+  }
+
+  // --- The sign-in callback page: store the token from the fragment and go back. ---
+  if ($("callback")) {
+    var params = new URLSearchParams(location.hash.slice(1));
+    var back = store.getItem("qrpark.return");
+    var token = params.get("id_token");
+    var claims = token && jwtClaims(token);
+    if (token && params.get("state") === store.getItem("qrpark.login_state") &&
+        claims && claims.nonce === store.getItem("qrpark.login_nonce")) {
+      store.setItem(TOKEN, token);
+      store.removeItem("qrpark.login_state");
+      store.removeItem("qrpark.login_nonce");
+      history.replaceState(null, "", location.pathname);
+      if (back && back.charAt(0) === "/" && back.charAt(1) !== "/") {
+        location.replace(back);
+        return;
+      }
+    } else {
+      alertMsg(M.err_state);
+    }
+    if (back && back.charAt(0) === "/" && back.charAt(1) !== "/") $("callback-back").href = back;
+    show("callback-wait", false);
+    return;
+  }
+
+  var app = $("app");
+  if (!app) return;
+  var d = app.dataset;
+  var lang = d.lang;
+  // The server's clock, so times agree with what the server will charge.
+  var skew = Number(d.now) - Date.now();
+  function now() { return Date.now() + skew; }
+  var sessionKey = "qrpark.session." + d.space;
+
+  // The genuine-code check, made visible if this page is served from another address.
+  if (d.expected && (location.origin + location.pathname).indexOf(d.expected) !== 0) {
+    show("origin-mismatch", true);
+  }
+
+  var timeFmt;
+  try {
+    timeFmt = new Intl.DateTimeFormat(lang, { timeZone: d.tz, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  } catch (e) { timeFmt = null; }
+  function localTime(iso) {
+    var t = new Date(iso);
+    if (timeFmt) return timeFmt.format(t);
+    var l = new Date(t.getTime() + Number(d.offset) * 60000);
+    return ("0" + l.getUTCHours()).slice(-2) + ":" + ("0" + l.getUTCMinutes()).slice(-2);
+  }
+  function money(amount) { return d.symbol + amount; }
+  function elapsed(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000));
+    var h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60, sec = s % 60;
+    return h + ":" + ("0" + m).slice(-2) + ":" + ("0" + sec).slice(-2);
+  }
+
+  // --- The API, with every failure in plain words. ---
+  function explain(status, problem) {
+    var code = problem && problem.code;
+    if (status === 401 || code === "token_invalid") {
+      store.removeItem(TOKEN);
+      render();
+      return M.err_expired;
+    }
+    switch (code) {
+      case "space_occupied": return M.err_occupied;
+      case "qr_revoked": return M.err_revoked;
+      case "qr_invalid": return M.err_invalid;
+      case "space_out_of_service": return M.err_out;
+      case "no_tariff": return M.err_no_tariff;
+      case "idempotency_key_in_flight": return M.err_busy;
+    }
+    return M.err_generic;
+  }
+  function api(method, path, body, headers) {
+    var h = { "Accept": "application/json" };
+    var token = store.getItem(TOKEN);
+    if (token) h["Authorization"] = "Bearer " + token;
+    if (body) h["Content-Type"] = "application/json";
+    for (var k in headers || {}) h[k] = headers[k];
+    return fetch(path, { method: method, headers: h, body: body ? JSON.stringify(body) : undefined, credentials: "omit" })
+      .then(function (r) {
+        return r.text().then(function (text) {
+          var json = null;
+          try { json = text ? JSON.parse(text) : null; } catch (e) { json = null; }
+          if (!r.ok) {
+            var err = new Error(explain(r.status, json));
+            err.status = r.status;
+            err.problem = json;
+            throw err;
+          }
+          return json;
+        });
+      }, function () {
+        var err = new Error(M.err_network);
+        err.network = true;
+        throw err;
+      });
+  }
+  function busy(button, on) { if (button) button.disabled = on; }
+
+  // --- Which part of the parking card shows. ---
+  var live = null;
+  function render() {
+    if (!$("signin")) return;
+    var signedIn = !!store.getItem(TOKEN);
+    var claims = signedIn && jwtClaims(store.getItem(TOKEN));
+    if (claims && claims.exp && claims.exp * 1000 < Date.now()) {
+      store.removeItem(TOKEN);
+      signedIn = false;
+      alertMsg(M.err_expired);
+    }
+    var hasSession = !!store.getItem(sessionKey);
+    show("signin", !signedIn);
+    show("ready", signedIn && !hasSession && $("receipt").hidden);
+    show("live", signedIn && hasSession);
+  }
+
+  // --- Sign-in. ---
+  function signIn() {
+    var button = $("signin-btn");
+    alertMsg("");
+    if (d.demo) {
+      busy(button, true);
+      api("POST", "/v1/demo/token", { subject: "demo-driver-" + randomHex(6) })
+        .then(function (answer) {
+          store.setItem(TOKEN, answer.token);
+          render();
+          resume();
+          var start = $("start-btn");
+          if (start) start.focus();
+        }, function (e) { alertMsg(e.message); })
+        .then(function () { busy(button, false); });
+    } else if (d.login) {
+      var state = randomHex(16), nonce = randomHex(16);
+      store.setItem("qrpark.login_state", state);
+      store.setItem("qrpark.login_nonce", nonce);
+      store.setItem("qrpark.return", location.pathname + location.search);
+      var q = new URLSearchParams({
+        response_type: "id_token", scope: "openid", client_id: d.client,
+        redirect_uri: d.callback, state: state, nonce: nonce, ui_locales: lang
+      });
+      location.assign(d.login + (d.login.indexOf("?") < 0 ? "?" : "&") + q.toString());
+    }
+  }
+
+  // After sign-in or a reload: pick up this driver's active session on this space.
+  function resume() {
+    if (!store.getItem(TOKEN)) return;
+    var id = store.getItem(sessionKey);
+    if (id) { watch(id); return; }
+    api("GET", "/v1/me/sessions").then(function (list) {
+      var active = (list && list.sessions || []).filter(function (s) {
+        return s.space_id === d.space && s.status === "active";
+      })[0];
+      if (active) { store.setItem(sessionKey, active.id); render(); showLive(active); startTimers(active.id); }
+    }, function (e) { if (e.status === 401) alertMsg(e.message); });
+  }
+
+  // --- Start: one idempotency key per intent, reused if the answer was lost. ---
+  var pendingKey = null;
+  function start() {
+    var button = $("start-btn");
+    if (button.disabled) return;
+    alertMsg("");
+    busy(button, true);
+    pendingKey = pendingKey || randomHex(16);
+    api("POST", "/v1/sessions", { qr: d.qr }, { "Idempotency-Key": pendingKey })
+      .then(function (session) {
+        pendingKey = null;
+        store.setItem(sessionKey, session.id);
+        render();
+        showLive(session);
+        startTimers(session.id);
+        watch(session.id);
+        $("stop-btn").focus();
+      }, function (e) {
+        if (!e.network && e.problem && e.problem.code !== "idempotency_key_in_flight") pendingKey = null;
+        alertMsg(e.message);
+      })
+      .then(function () { busy(button, false); });
+  }
+
+  // --- The live view. ---
+  var timers = [];
+  function showLive(session) {
+    live = session;
+    show("live", true);
+    show("ready", false);
+    if (session.fee && session.fee.total) $("fee").textContent = money(session.fee.total);
+    if (session.leave_by) {
+      $("leave-by").textContent = localTime(session.leave_by);
+      show("leave-by-row", true);
+    }
+    tick();
+  }
+  function tick() {
+    if (live) $("elapsed").textContent = elapsed(now() - new Date(live.started_at).getTime());
+  }
+  function watch(id) {
+    return api("GET", "/v1/sessions/" + encodeURIComponent(id)).then(function (session) {
+      if (session.status === "active") {
+        showLive(session);
+        if (!timers.length) startTimers(id);
+      } else {
+        stopTimers();
+        showReceipt(session);
+      }
+    }, function (e) {
+      if (e.status === 404) { store.removeItem(sessionKey); stopTimers(); render(); }
+      else alertMsg(e.message);
+    });
+  }
+  function startTimers(id) {
+    stopTimers();
+    timers.push(setInterval(tick, 1000));
+    timers.push(setInterval(function () { watch(id); }, 15000));
+  }
+  function stopTimers() { timers.forEach(clearInterval); timers = []; }
+
+  // --- Stop and the receipt. ---
+  function stop() {
+    var button = $("stop-btn");
+    var id = store.getItem(sessionKey);
+    if (!id || button.disabled) return;
+    alertMsg("");
+    busy(button, true);
+    api("POST", "/v1/sessions/" + encodeURIComponent(id) + "/stop")
+      .then(function (session) { stopTimers(); showReceipt(session); },
+            function (e) { alertMsg(e.message); })
+      .then(function () { busy(button, false); });
+  }
+  function showReceipt(session) {
+    store.removeItem(sessionKey);
+    live = null;
+    show("live", false);
+    show("ready", false);
+    show("receipt", true);
+    $("receipt-start").textContent = localTime(session.started_at);
+    $("receipt-end").textContent = session.ended_at ? localTime(session.ended_at) : "";
+    var fee = session.fee || {};
+    $("receipt-total").textContent = money(fee.total || "");
+    var body = $("receipt-lines").tBodies[0];
+    body.textContent = "";
+    (fee.lines || []).forEach(function (line) {
+      var tr = body.insertRow();
+      tr.insertCell().textContent = localTime(line.from) + "–" + localTime(line.to) + " (" + line.rule + ")";
+      var c = tr.insertCell();
+      c.className = "n";
+      c.textContent = money(line.charged);
+    });
+    var s = session.settlement;
+    $("receipt-settlement").textContent = s ? (s.status === "settled" ? M.settled : M.pending) : "";
+    $("receipt-ref").textContent = s ? s.reference : "";
+    $("receipt").setAttribute("tabindex", "-1");
+    $("receipt").focus();
+  }
+
+  // --- The calculator: "if I leave at 18:00 I pay ...". ---
+  function calculate(ev) {
+    ev.preventDefault();
+    var value = $("leave").value;
+    var out = $("calc-out");
+    if (!/^\d\d:\d\d/.test(value)) return;
+    var offset = Number(d.offset) * 60000;
+    var startMs = now();
+    var local = new Date(startMs + offset);
+    var endLocal = Date.UTC(local.getUTCFullYear(), local.getUTCMonth(), local.getUTCDate(),
+      Number(value.slice(0, 2)), Number(value.slice(3, 5)));
+    var tomorrow = false;
+    if (endLocal <= local.getTime()) { endLocal += 86400000; tomorrow = true; }
+    var endMs = endLocal - offset;
+    out.textContent = "…";
+    api("POST", "/v1/lots/" + d.lot + "/quote", {
+      start: new Date(startMs).toISOString(), end: new Date(endMs).toISOString()
+    }).then(function (fee) {
+      var when = value.slice(0, 5) + (tomorrow ? " (" + M.tomorrow + ")" : "");
+      var text = M.calc_result.replace("{time}", when).replace("{fee}", money(fee.total));
+      if (d.maxStay && endMs - startMs > Number(d.maxStay) * 60000) text += " " + M.over_max;
+      out.textContent = text;
+    }, function (e) { out.textContent = e.message; });
+  }
+
+  if ($("signin-btn")) $("signin-btn").addEventListener("click", signIn);
+  if ($("start-btn")) $("start-btn").addEventListener("click", start);
+  if ($("stop-btn")) $("stop-btn").addEventListener("click", stop);
+  if ($("signout-btn")) $("signout-btn").addEventListener("click", function () {
+    store.removeItem(TOKEN);
+    alertMsg("");
+    render();
+    $("signin-btn") && $("signin-btn").focus();
+  });
+  if ($("calc-form")) {
+    $("calc-form").addEventListener("submit", calculate);
+    show("calc", true);
+  }
+  window.addEventListener("offline", function () { alertMsg(M.err_network); });
+  window.addEventListener("online", function () { alertMsg(""); });
+  render();
+  resume();
+})();

@@ -1,0 +1,357 @@
+//! The phone page's two languages: English and Simplified Chinese, chosen by `?lang=`, then
+//! the `qrpark_lang` cookie (set by `?lang=`), then `Accept-Language`, then English.
+
+use serde_json::{Map, Value};
+
+/// A language the page speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    Zh,
+}
+
+/// The cookie that remembers a language picked on the page.
+pub const COOKIE: &str = "qrpark_lang";
+
+impl Lang {
+    /// The BCP 47 tag for `<html lang>`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Zh => "zh-CN",
+        }
+    }
+
+    /// The value of `?lang=` and of the cookie.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Zh => "zh",
+        }
+    }
+
+    /// The other language, offered as the switch.
+    pub fn other(self) -> Lang {
+        match self {
+            Lang::En => Lang::Zh,
+            Lang::Zh => Lang::En,
+        }
+    }
+
+    /// The language's name in itself, for the switch.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lang::En => "English",
+            Lang::Zh => "简体中文",
+        }
+    }
+
+    /// A `?lang=` or cookie value: `en`, `zh`, or a tag starting with either.
+    pub fn parse(value: &str) -> Option<Lang> {
+        let primary = value.trim().split(['-', '_']).next()?.to_ascii_lowercase();
+        match primary.as_str() {
+            "en" => Some(Lang::En),
+            "zh" => Some(Lang::Zh),
+            _ => None,
+        }
+    }
+
+    /// The best of our languages for an `Accept-Language` header (RFC 9110 §12.5.4):
+    /// the highest `q` wins, earlier entries win ties; `None` when it names neither.
+    pub fn from_accept_language(header: &str) -> Option<Lang> {
+        let mut best: Option<(Lang, f32)> = None;
+        for entry in header.split(',') {
+            let mut parts = entry.split(';');
+            let Some(lang) = parts.next().and_then(Lang::parse) else {
+                continue;
+            };
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if q > 0.0 && best.is_none_or(|(_, b)| q > b) {
+                best = Some((lang, q));
+            }
+        }
+        best.map(|(lang, _)| lang)
+    }
+
+    /// The language for a request: the query, then the cookie, then the header.
+    pub fn negotiate(query: Option<&str>, cookie: Option<&str>, accept: Option<&str>) -> Lang {
+        query
+            .and_then(Lang::parse)
+            .or_else(|| cookie.and_then(Lang::parse))
+            .or_else(|| accept.and_then(Lang::from_accept_language))
+            .unwrap_or(Lang::En)
+    }
+
+    /// The text for `key`; the key itself when missing (a test keeps the table complete).
+    pub fn t(self, key: &str) -> &'static str {
+        MESSAGES
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, en, zh)| match self {
+                Lang::En => *en,
+                Lang::Zh => *zh,
+            })
+            .unwrap_or("?")
+    }
+
+    /// Every `js.*` message, for the page's script (embedded as JSON, not executed).
+    pub fn js_messages(self) -> Value {
+        let mut map = Map::new();
+        for (key, en, zh) in MESSAGES {
+            if let Some(short) = key.strip_prefix("js.") {
+                let text = match self {
+                    Lang::En => en,
+                    Lang::Zh => zh,
+                };
+                map.insert(short.to_owned(), Value::String((*text).to_owned()));
+            }
+        }
+        Value::Object(map)
+    }
+}
+
+/// (key, English, Simplified Chinese). `{..}` placeholders are filled by the caller.
+const MESSAGES: &[(&str, &str, &str)] = &[
+    ("title", "Parking space {space}", "车位 {space}"),
+    ("language", "Language", "语言"),
+    ("space", "Space", "车位"),
+    ("genuine_title", "Genuine parking code", "真实有效的停车码"),
+    (
+        "genuine_body",
+        "qrpark checked this code's digital signature: it was issued by the operator of this car park.",
+        "qrpark 已核验此码的数字签名：它由本停车场的运营方签发。",
+    ),
+    (
+        "genuine_address",
+        "Your browser's address bar must show:",
+        "浏览器地址栏必须显示：",
+    ),
+    (
+        "genuine_warn",
+        "If it shows any other address, do not pay.",
+        "如果显示其他地址，请不要付款。",
+    ),
+    (
+        "status_free",
+        "Free: you can park here",
+        "空闲：可以在此停车",
+    ),
+    (
+        "status_occupied",
+        "Occupied: someone is parked here now",
+        "已占用：此车位正在使用中",
+    ),
+    (
+        "status_out",
+        "Out of service: parking cannot start here",
+        "暂停使用：不能在此开始停车",
+    ),
+    ("prices", "Prices", "收费标准"),
+    (
+        "no_tariff",
+        "No prices are published yet, so parking cannot start here.",
+        "尚未公布收费标准，暂不能在此停车。",
+    ),
+    ("calc_title", "What will I pay?", "我要付多少？"),
+    ("calc_label", "If I leave at", "如果我在此时离开"),
+    ("calc_button", "Work it out", "计算"),
+    ("park_title", "Park here", "在此停车"),
+    (
+        "signin_why",
+        "Sign in with your city identity: the fee is paid from your city account when you stop.",
+        "用城市身份登录：结束停车时从您的城市账户扣费。",
+    ),
+    (
+        "signin_city",
+        "Sign in with city identity",
+        "用城市身份登录",
+    ),
+    ("signin_demo", "Sign in (demo driver)", "登录（演示司机）"),
+    (
+        "signin_none",
+        "Sign-in is not set up on this server yet.",
+        "此服务器尚未配置登录。",
+    ),
+    ("signed_in", "Signed in.", "已登录。"),
+    ("sign_out", "Sign out", "退出登录"),
+    ("start", "Start parking", "开始停车"),
+    ("stop", "Stop parking and pay", "结束停车并付款"),
+    ("parking_now", "You are parked", "正在停车"),
+    ("elapsed", "Parked for", "已停时长"),
+    ("fee_so_far", "Fee so far", "目前费用"),
+    ("leave_by", "Leave by", "最晚离开"),
+    ("receipt", "Receipt", "收据"),
+    ("total", "Total", "合计"),
+    ("started", "Started", "开始"),
+    ("ended", "Ended", "结束"),
+    ("period", "Period", "时段"),
+    ("charged", "Charged", "收费"),
+    ("reference", "Payment reference", "付款编号"),
+    ("park_again", "Done", "完成"),
+    (
+        "noscript",
+        "Starting and stopping parking needs JavaScript. The prices above are correct without it.",
+        "开始和结束停车需要启用 JavaScript。以上收费标准仍然准确。",
+    ),
+    ("signing_in", "Signing you in…", "正在登录…"),
+    ("back", "Back to the parking page", "返回停车页面"),
+    (
+        "forged_title",
+        "Warning: this is not a genuine parking code",
+        "警告：这不是真实的停车码",
+    ),
+    (
+        "forged_body",
+        "Its digital signature does not check out. Someone may have stuck a fake code here to take your money. Do not pay through it, and tell the car park's staff or the city.",
+        "此码的数字签名无效，可能有人在此贴了假码骗取钱财。请不要通过它付款，并告知停车场工作人员或城市管理部门。",
+    ),
+    (
+        "revoked_title",
+        "This code has been replaced",
+        "此码已被更换",
+    ),
+    (
+        "revoked_body",
+        "This code has been replaced: do not pay here, report it. Look for the space's current code.",
+        "此码已被更换：请不要在此付款，并举报此码。请寻找该车位的新码。",
+    ),
+    (
+        "unknown_title",
+        "This code names no parking space",
+        "此码对应的车位不存在",
+    ),
+    (
+        "unknown_body",
+        "The code is genuine, but its parking space no longer exists. Do not pay through it.",
+        "此码是真的，但对应的车位已不存在。请不要通过它付款。",
+    ),
+    (
+        "error_title",
+        "Something went wrong on our side",
+        "我们这边出了问题",
+    ),
+    (
+        "error_body",
+        "Nothing was charged. Please try again in a minute.",
+        "没有产生任何费用。请稍后再试。",
+    ),
+    ("report", "What to do", "怎么办"),
+    ("js.tomorrow", "tomorrow", "明天"),
+    (
+        "js.calc_result",
+        "If you leave at {time} you pay {fee}.",
+        "如果在 {time} 离开，需付 {fee}。",
+    ),
+    (
+        "js.over_max",
+        "That is longer than the longest stay allowed here.",
+        "这超过了此处允许的最长停放时间。",
+    ),
+    (
+        "js.err_occupied",
+        "This space is already taken. Please choose another space.",
+        "此车位已被占用，请选择其他车位。",
+    ),
+    (
+        "js.err_revoked",
+        "This code has been replaced: do not pay here, report it.",
+        "此码已被更换：请不要在此付款，并举报此码。",
+    ),
+    (
+        "js.err_invalid",
+        "This is not a genuine parking code: do not pay here, report it.",
+        "这不是真实的停车码：请不要在此付款，并举报此码。",
+    ),
+    (
+        "js.err_expired",
+        "Your sign-in has expired. Please sign in again.",
+        "登录已过期，请重新登录。",
+    ),
+    (
+        "js.err_network",
+        "No network connection. Check your signal and try again; a repeated tap never starts or charges twice.",
+        "没有网络连接。请检查信号后重试；重复点击不会重复开始或重复扣费。",
+    ),
+    (
+        "js.err_out",
+        "This space is out of service: parking cannot start here.",
+        "此车位暂停使用，不能在此开始停车。",
+    ),
+    (
+        "js.err_no_tariff",
+        "No prices are published yet, so parking cannot start here.",
+        "尚未公布收费标准，暂不能在此停车。",
+    ),
+    (
+        "js.err_busy",
+        "Still working on your last tap. Please wait a moment.",
+        "正在处理您刚才的操作，请稍候。",
+    ),
+    (
+        "js.err_state",
+        "Sign-in did not complete. Please try again.",
+        "登录未完成，请重试。",
+    ),
+    (
+        "js.err_generic",
+        "Something went wrong. Please try again.",
+        "出了点问题，请重试。",
+    ),
+    (
+        "js.settled",
+        "Paid from your city account.",
+        "已从您的城市账户扣款。",
+    ),
+    (
+        "js.pending",
+        "Payment is being processed by the city.",
+        "城市支付系统正在处理付款。",
+    ),
+    ("js.hours", "h", "小时"),
+    ("js.minutes", "min", "分钟"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_language_picks_the_best_supported_language() {
+        let pick = Lang::from_accept_language;
+        assert_eq!(pick("zh-CN,zh;q=0.9,en;q=0.8"), Some(Lang::Zh));
+        assert_eq!(pick("en-GB,en;q=0.9"), Some(Lang::En));
+        assert_eq!(pick("fr-FR, en;q=0.5, zh;q=0.7"), Some(Lang::Zh));
+        assert_eq!(pick("zh;q=0, en;q=0.1"), Some(Lang::En));
+        assert_eq!(pick("fr, de"), None);
+        assert_eq!(pick(""), None);
+        assert_eq!(pick("zh-Hans-CN"), Some(Lang::Zh));
+    }
+
+    #[test]
+    fn the_query_wins_over_the_cookie_which_wins_over_the_header() {
+        assert_eq!(
+            Lang::negotiate(Some("zh"), Some("en"), Some("en")),
+            Lang::Zh
+        );
+        assert_eq!(Lang::negotiate(None, Some("zh"), Some("en")), Lang::Zh);
+        assert_eq!(Lang::negotiate(Some("xx"), None, Some("zh-CN")), Lang::Zh);
+        assert_eq!(Lang::negotiate(None, None, None), Lang::En);
+    }
+
+    #[test]
+    fn every_message_exists_in_both_languages_once() {
+        for (i, (key, en, zh)) in MESSAGES.iter().enumerate() {
+            assert!(!en.is_empty() && !zh.is_empty(), "{key} is empty");
+            assert!(
+                MESSAGES[i + 1..].iter().all(|(k, _, _)| k != key),
+                "{key} twice"
+            );
+            assert_eq!(en.matches('{').count(), zh.matches('{').count(), "{key}");
+        }
+        assert_eq!(Lang::Zh.t("start"), "开始停车");
+        assert_eq!(Lang::En.js_messages()["tomorrow"], "tomorrow");
+    }
+}

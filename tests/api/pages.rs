@@ -1,0 +1,255 @@
+//! The driver's phone page, `GET /q/{token}`: what a scanned genuine code shows, in which
+//! language, how much it weighs, and the warning pages for forged and replaced codes.
+
+use reqwest::header::{ACCEPT_LANGUAGE, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+
+use crate::helpers::{TestApp, both_backends};
+use crate::sessions::{parking_lot, start};
+
+both_backends!(
+    a_genuine_code_shows_the_space_and_its_prices,
+    the_page_weighs_under_100_kb_and_loads_nothing_from_other_hosts,
+    chinese_from_accept_language_and_a_switch_remembered_in_a_cookie,
+    an_occupied_space_says_so,
+    forged_and_replaced_codes_get_warning_pages_not_json,
+);
+
+/// The page as a phone would fetch it.
+async fn page(
+    app: &TestApp,
+    path: &str,
+    accept_language: Option<&str>,
+) -> (StatusCode, String, reqwest::header::HeaderMap) {
+    let mut request = app.client.get(format!("{}{path}", app.base));
+    if let Some(lang) = accept_language {
+        request = request.header(ACCEPT_LANGUAGE, lang);
+    }
+    let response = request.send().await.expect("fetch page");
+    let status = response.status();
+    let headers = response.headers().clone();
+    (status, response.text().await.expect("page body"), headers)
+}
+
+#[track_caller]
+fn assert_html(
+    status: StatusCode,
+    expected: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &str,
+) {
+    assert_eq!(status, expected, "{body}");
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert_eq!(content_type, "text/html; charset=utf-8");
+    assert!(body.starts_with("<!DOCTYPE html>"), "not HTML: {body}");
+    assert!(serde_json::from_str::<serde_json::Value>(body).is_err());
+}
+
+/// Every `src="..."` and `href="..."` value in the page.
+fn references(body: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for attr in [" src=\"", " href=\""] {
+        for (i, _) in body.match_indices(attr) {
+            let rest = &body[i + attr.len()..];
+            if let Some(end) = rest.find('"') {
+                found.push(rest[..end].to_owned());
+            }
+        }
+    }
+    found
+}
+
+async fn a_genuine_code_shows_the_space_and_its_prices(app: TestApp) {
+    let op = app.operator("Pages").await;
+    let (_, spaces) = parking_lot(&app, &op, &["B-07"]).await;
+    let (status, body, headers) = page(&app, &format!("/q/{}", spaces[0].1), None).await;
+    assert_html(status, StatusCode::OK, &headers, &body);
+    assert!(body.contains(r#"<html lang="en">"#), "{body}");
+    assert!(body.contains("Jing'an Temple"), "the lot's name: {body}");
+    assert!(body.contains(">B-07<"), "the space code: {body}");
+    assert!(body.contains("Free: you can park here"), "{body}");
+    assert!(body.contains("Genuine parking code"), "{body}");
+    assert!(
+        body.contains(&format!("{}/q/", app.base)),
+        "the address to expect: {body}"
+    );
+    for line in [
+        "07:00–21:00: ¥2.50 per 15 min for the first hour, then ¥3.75 per 15 min",
+        "21:00–07:00: ¥1.00 per 2 h, at most ¥5.00",
+        "The first 15 min are free",
+        "At most ¥60.00 a day.",
+    ] {
+        assert!(body.contains(line), "tariff line {line:?} missing: {body}");
+    }
+    assert!(
+        body.contains(r#"data-demo="1""#),
+        "tests run with the demo provider"
+    );
+    assert!(body.contains(r#"<label for="leave">If I leave at</label>"#));
+    // The token is in the URL: it must not leak to other sites, and the page must not be
+    // cached with a stale availability.
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+
+    let (status, body, headers) = page(&app, "/q/callback", None).await;
+    assert_html(status, StatusCode::OK, &headers, &body);
+    let (status, _, _) = page(&app, "/assets/nothing-here.css", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+async fn the_page_weighs_under_100_kb_and_loads_nothing_from_other_hosts(app: TestApp) {
+    let op = app.operator("Weigh").await;
+    let (_, spaces) = parking_lot(&app, &op, &["A-1"]).await;
+    let (_, body, _) = page(&app, &format!("/q/{}", spaces[0].1), None).await;
+    let mut total = body.len();
+    let mut assets = 0;
+    for reference in references(&body) {
+        assert!(
+            !reference.contains("//"),
+            "the page references another host: {reference}"
+        );
+        if let Some(path) = reference.strip_prefix("/assets/") {
+            let response = app
+                .client
+                .get(format!("{}/assets/{path}", app.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{reference}");
+            assert_eq!(
+                response.headers()["cache-control"],
+                "public, max-age=31536000, immutable"
+            );
+            total += response.bytes().await.unwrap().len();
+            assets += 1;
+        } else {
+            assert!(
+                reference.starts_with('?') || reference.starts_with("data:"),
+                "unexpected reference {reference}"
+            );
+        }
+    }
+    assert_eq!(assets, 2, "one stylesheet and one script");
+    eprintln!(
+        "phone page weight: {total} bytes (page {} bytes)",
+        body.len()
+    );
+    assert!(total < 100 * 1024, "the page weighs {total} bytes");
+}
+
+async fn chinese_from_accept_language_and_a_switch_remembered_in_a_cookie(app: TestApp) {
+    let op = app.operator("Lang").await;
+    let (_, spaces) = parking_lot(&app, &op, &["A-1"]).await;
+    let path = format!("/q/{}", spaces[0].1);
+    let (status, body, _) = page(&app, &path, Some("zh-CN,zh;q=0.9,en;q=0.8")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(r#"<html lang="zh-CN">"#), "{body}");
+    assert!(body.contains("真实有效的停车码"), "{body}");
+    assert!(
+        body.contains("07:00–21:00: 前 1 小时每 15 分钟 ¥2.50，之后每 15 分钟 ¥3.75"),
+        "{body}"
+    );
+    assert!(body.contains("每天最多 ¥60.00。"), "{body}");
+    assert!(
+        body.contains(r#"href="?lang=en""#),
+        "a switch to English: {body}"
+    );
+
+    // The switch wins over the header and is remembered.
+    let response = app
+        .client
+        .get(format!("{}{path}?lang=en", app.base))
+        .header(ACCEPT_LANGUAGE, "zh-CN")
+        .send()
+        .await
+        .unwrap();
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("qrpark_lang=en;"), "{cookie}");
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains(r#"<html lang="en">"#)
+    );
+    let body = app
+        .client
+        .get(format!("{}{path}", app.base))
+        .header(ACCEPT_LANGUAGE, "zh-CN")
+        .header("Cookie", "qrpark_lang=en")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains(r#"<html lang="en">"#));
+}
+
+async fn an_occupied_space_says_so(app: TestApp) {
+    let op = app.operator("Busy").await;
+    let (_, spaces) = parking_lot(&app, &op, &["A-1"]).await;
+    let driver = app.driver_token("driver-pages");
+    let started = start(&app, &driver, "k-pages-1", &spaces[0].1).await;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.text);
+    let (status, body, _) = page(&app, &format!("/q/{}", spaces[0].1), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("Occupied: someone is parked here now"),
+        "{body}"
+    );
+}
+
+async fn forged_and_replaced_codes_get_warning_pages_not_json(app: TestApp) {
+    let op = app.operator("Warn").await;
+    let (_, spaces) = parking_lot(&app, &op, &["A-1"]).await;
+    let (space_id, token) = &spaces[0];
+
+    // A forged signature: the last characters of a genuine token changed.
+    let mut forged = token.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    for bad in [forged.as_str(), "not-a-token", "a.b.c"] {
+        let (status, body, headers) = page(&app, &format!("/q/{bad}"), None).await;
+        assert_html(status, StatusCode::BAD_REQUEST, &headers, &body);
+        assert!(
+            body.contains("Warning: this is not a genuine parking code"),
+            "{body}"
+        );
+        assert!(body.contains("Do not pay through it"), "{body}");
+    }
+    let (status, body, headers) = page(&app, &format!("/q/{forged}"), Some("zh-CN")).await;
+    assert_html(status, StatusCode::BAD_REQUEST, &headers, &body);
+    assert!(body.contains("警告：这不是真实的停车码"), "{body}");
+
+    let rotated = app
+        .call(
+            Method::POST,
+            &format!("/v1/operator/spaces/{space_id}/qr/rotate"),
+            Some(&op.key),
+            None,
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
+    let (status, body, headers) = page(&app, &format!("/q/{token}"), None).await;
+    assert_html(status, StatusCode::GONE, &headers, &body);
+    assert!(
+        body.contains("This code has been replaced: do not pay here, report it."),
+        "{body}"
+    );
+    // The JSON API still answers JSON for the same code.
+    let api = app.get(&format!("/v1/scan/{token}"), None).await;
+    assert_eq!(api.problem_code(), "qr_revoked");
+}

@@ -1,0 +1,440 @@
+//! The phone page in a real browser: headless Debian Chromium through `chromedriver`, at a
+//! phone's viewport, walks scan -> sign in (demo identity provider) -> start -> fee so far
+//! -> stop -> receipt, then the forged-code warning, the Chinese page and an expired
+//! sign-in. Screenshots land in `target/screenshots/` for people to look at.
+//!
+//! Without `chromedriver` on the PATH the test says so loudly and passes, unless
+//! `QRPARK_REQUIRE_BROWSER` is set (as CI should), when it fails.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use qrpark::config::Config;
+use qrpark::identity::operator_key;
+use qrpark::store::{Db, operators};
+use serde_json::{Value, json};
+
+/// A directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("qrpark-{name}-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `chromedriver` as a child process; killed (this child only) when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|path| path.is_file())
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn start_driver(path: &PathBuf) -> Driver {
+    let port = free_port();
+    let child = Command::new(path)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    // chromedriver is not ours to bind first: wait until it listens.
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Driver {
+        child,
+        url: format!("http://{addr}"),
+    }
+}
+
+/// The spec's tariff (spec/tariff.md).
+fn spec_tariff() -> Value {
+    json!({
+      "currency": "CNY", "grace_minutes": 15, "max_stay_minutes": 1440,
+      "daily_cap": { "amount": "60.00", "period": "calendar_day" },
+      "rules": [
+        { "name": "national-day", "dates": ["2026-10-01", "2026-10-02"],
+          "price": { "flat": "20.00" } },
+        { "name": "day", "days": ["mon","tue","wed","thu","fri","sat","sun"],
+          "from": "07:00", "to": "21:00",
+          "price": { "steps": [
+            { "until_minute": 60, "every_minutes": 15, "amount": "2.50" },
+            { "every_minutes": 15, "amount": "3.75" } ] } },
+        { "name": "night", "from": "21:00", "to": "07:00",
+          "price": { "every_minutes": 120, "amount": "1.00" }, "cap": "5.00" }
+      ]
+    })
+}
+
+/// qrpark as `qrpark demo` runs it (demo identity provider on), on 127.0.0.1:0, with one
+/// lot and two spaces; returns the base URL and the spaces' QR tokens.
+async fn start_app(dir: &TempDir) -> (String, Vec<(String, String)>, String) {
+    let url = format!("sqlite://{}", dir.0.join("qrpark.db").display());
+    let db = Db::connect(&url, 4).await.expect("open SQLite");
+    db.migrate().await.expect("migrate");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let config = Config {
+        database_url: url,
+        bind: addr,
+        ..Config::default()
+    };
+    let (idp, verifier) = qrpark::cli::demo::demo_identity(config.city_audience.clone())
+        .await
+        .expect("demo identity provider");
+    let state = qrpark::cli::serve::state(config, db.clone())
+        .await
+        .expect("app state")
+        .with_city(verifier, Some(idp));
+    tokio::spawn(async move {
+        axum::serve(listener, qrpark::app(state))
+            .await
+            .expect("serve");
+    });
+    let base = format!("http://{addr}");
+
+    let key = operator_key::generate();
+    operators::create(&db, "Browser Parking", &key.hash, chrono::Utc::now())
+        .await
+        .expect("create operator");
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: Value| {
+        http.request(method, format!("{base}{path}"))
+            .bearer_auth(&key.plaintext)
+            .json(&body)
+            .send()
+    };
+    let lot: Value = call(
+        reqwest::Method::POST,
+        "/v1/operator/lots",
+        json!({"name": "Jing'an Temple", "timezone": "Asia/Shanghai", "currency": "CNY",
+               "address": "1686 Nanjing West Road"}),
+    )
+    .await
+    .expect("create lot")
+    .json()
+    .await
+    .expect("lot");
+    let lot_id = lot["id"].as_str().expect("lot id").to_owned();
+    let put = call(
+        reqwest::Method::PUT,
+        &format!("/v1/operator/lots/{lot_id}/tariff"),
+        spec_tariff(),
+    )
+    .await
+    .expect("put tariff");
+    assert_eq!(put.status(), 201);
+    let created: Value = call(
+        reqwest::Method::POST,
+        &format!("/v1/operator/lots/{lot_id}/spaces"),
+        json!({"codes": ["B-07", "B-08"]}),
+    )
+    .await
+    .expect("create spaces")
+    .json()
+    .await
+    .expect("spaces");
+    let spaces = created["spaces"]
+        .as_array()
+        .expect("spaces")
+        .iter()
+        .map(|s| {
+            let url = s["qr_url"].as_str().expect("qr url");
+            (
+                s["code"].as_str().unwrap_or_default().to_owned(),
+                url.rsplit_once("/q/").expect("a /q/ url").1.to_owned(),
+            )
+        })
+        .collect();
+    (base, spaces, key.plaintext)
+}
+
+fn screenshots_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("screenshots");
+    std::fs::create_dir_all(&dir).expect("create target/screenshots");
+    dir
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    let png = client.screenshot().await.expect("screenshot");
+    let path = screenshots_dir().join(name);
+    std::fs::write(&path, png).expect("write screenshot");
+    let _ = writeln!(std::io::stderr(), "screenshot: {}", path.display());
+}
+
+/// Waits until a JavaScript expression is true in the page.
+async fn wait_for(client: &Client, expression: &str) {
+    let script = format!("return !!({expression});");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if client.execute(&script, vec![]).await.ok() == Some(Value::Bool(true)) {
+            return;
+        }
+        if Instant::now() > deadline {
+            let source = client.source().await.unwrap_or_default();
+            panic!("timed out waiting for `{expression}`; the page:\n{source}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn text(client: &Client, id: &str) -> String {
+    client
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"))
+        .text()
+        .await
+        .expect("text")
+}
+
+async fn click(client: &Client, id: &str) {
+    client
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click #{id}: {e}"));
+}
+
+async fn connect(driver: &Driver, profile: &TempDir) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert("browserName".into(), json!("chrome"));
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": find_on_path("chromium").map(|p| p.display().to_string())
+                .unwrap_or_else(|| "/usr/bin/chromium".into()),
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu",
+                "--disable-background-networking", "--disable-dev-shm-usage",
+                format!("--user-data-dir={}", profile.0.display()),
+                "--window-size=390,844",
+            ],
+            "mobileEmulation": {
+                "deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 2.0, "touch": true},
+            },
+            "prefs": {"intl.accept_languages": "en-US,en"},
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a WebDriver session with Chromium")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_parks_and_pays_from_the_phone_page() {
+    let Some(chromedriver) = find_on_path("chromedriver") else {
+        if std::env::var_os("QRPARK_REQUIRE_BROWSER").is_some() {
+            panic!("QRPARK_REQUIRE_BROWSER is set but chromedriver is not on the PATH");
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n{bar}\n!!! Browser test SKIPPED: `chromedriver` is not on the PATH.\n\
+             !!! Install it with `apt-get install -y chromium chromium-driver`.\n{bar}\n",
+            bar = "!".repeat(78)
+        );
+        return;
+    };
+    let data = TempDir::new("browser-db");
+    let profile = TempDir::new("browser-profile");
+    let (base, spaces, _operator_key) = start_app(&data).await;
+    let driver = start_driver(&chromedriver);
+    let client = connect(&driver, &profile).await;
+    let result = walk(&client, &base, &spaces).await;
+    client.close().await.expect("close the browser");
+    drop(driver);
+    result
+}
+
+async fn walk(client: &Client, base: &str, spaces: &[(String, String)]) {
+    let (code, token) = &spaces[0];
+
+    // Scan: the page of a genuine code.
+    client
+        .goto(&format!("{base}/q/{token}"))
+        .await
+        .expect("open the page");
+    wait_for(client, "document.getElementById('signin-btn')").await;
+    assert_eq!(
+        client
+            .execute("return document.documentElement.lang", vec![])
+            .await
+            .unwrap(),
+        "en"
+    );
+    assert_eq!(text(client, "space-code").await, *code);
+    assert!(
+        text(client, "genuine")
+            .await
+            .contains("Genuine parking code")
+    );
+    assert!(
+        text(client, "tariff-words")
+            .await
+            .contains("07:00–21:00: ¥2.50 per 15 min for the first hour, then ¥3.75 per 15 min")
+    );
+    // Nothing wider than the phone.
+    wait_for(
+        client,
+        "document.documentElement.scrollWidth <= window.innerWidth && window.innerWidth <= 400",
+    )
+    .await;
+    // The calculator asks the quote API.
+    client
+        .find(Locator::Css("#calc-form button"))
+        .await
+        .expect("calculator button")
+        .click()
+        .await
+        .expect("calculate");
+    wait_for(
+        client,
+        "document.getElementById('calc-out').textContent.indexOf('you pay ¥') > 0",
+    )
+    .await;
+    screenshot(client, "01-scan.png").await;
+
+    // Sign in with the demo identity provider: one tap.
+    click(client, "signin-btn").await;
+    wait_for(client, "!document.getElementById('ready').hidden").await;
+    let storage = client
+        .execute(
+            "return [sessionStorage.getItem('qrpark.token') !== null, localStorage.length, document.cookie];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        storage,
+        json!([true, 0, ""]),
+        "the token lives only in sessionStorage"
+    );
+    screenshot(client, "02-signed-in.png").await;
+
+    // Start, and see the fee so far.
+    click(client, "start-btn").await;
+    wait_for(client, "!document.getElementById('live').hidden").await;
+    wait_for(
+        client,
+        "document.getElementById('fee').textContent.indexOf('¥') === 0",
+    )
+    .await;
+    assert_eq!(
+        text(client, "fee").await,
+        "¥0.00",
+        "within the grace period"
+    );
+    assert!(!text(client, "leave-by").await.is_empty(), "leave by shown");
+    wait_for(
+        client,
+        "/^0:00:0[1-9]/.test(document.getElementById('elapsed').textContent)",
+    )
+    .await;
+    screenshot(client, "03-parking.png").await;
+
+    // A reload keeps the session (it is in sessionStorage).
+    client.refresh().await.expect("reload");
+    wait_for(client, "!document.getElementById('live').hidden").await;
+
+    // Stop: the receipt with its breakdown and settlement.
+    click(client, "stop-btn").await;
+    wait_for(client, "!document.getElementById('receipt').hidden").await;
+    assert_eq!(text(client, "receipt-total").await, "¥0.00");
+    assert!(text(client, "receipt-ref").await.starts_with("QRP-"));
+    assert!(
+        text(client, "receipt-lines").await.contains("grace"),
+        "the breakdown names the grace"
+    );
+    assert!(text(client, "receipt-settlement").await.contains("Paid"));
+    screenshot(client, "04-receipt.png").await;
+
+    // An expired sign-in is said in plain words.
+    client
+        .execute(
+            "sessionStorage.setItem('qrpark.token', 'expired.token.here'); location.reload();",
+            vec![],
+        )
+        .await
+        .expect("plant a bad token");
+    wait_for(
+        client,
+        "document.getElementById('alert').textContent.indexOf('sign-in has expired') > 0",
+    )
+    .await;
+    wait_for(client, "!document.getElementById('signin').hidden").await;
+    screenshot(client, "05-expired-sign-in.png").await;
+
+    // Chinese, switched on the page.
+    client
+        .find(Locator::Css("nav.lang a"))
+        .await
+        .expect("language switch")
+        .click()
+        .await
+        .expect("switch language");
+    wait_for(client, "document.documentElement.lang === 'zh-CN'").await;
+    assert!(text(client, "park-h").await.contains("在此停车"));
+    screenshot(client, "06-chinese.png").await;
+
+    // A forged code: a warning page, in the language remembered by the switch.
+    let mut forged = spaces[1].1.clone();
+    let last = forged.pop().expect("a token");
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    client
+        .goto(&format!("{base}/q/{forged}?lang=en"))
+        .await
+        .expect("open forged");
+    wait_for(client, "document.getElementById('warning')").await;
+    let warning = text(client, "warning").await;
+    assert!(
+        warning.contains("Warning: this is not a genuine parking code"),
+        "{warning}"
+    );
+    screenshot(client, "07-forged.png").await;
+}
