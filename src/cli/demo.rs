@@ -73,7 +73,14 @@ pub struct SampleSpace {
     pub token: String,
 }
 
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub async fn run(mut config: Config) -> anyhow::Result<()> {
+    // Bound to every interface without a public URL: print codes a phone on the same network
+    // can open, with the machine's LAN address.
+    if config.bind.ip().is_unspecified() && config.public_url.is_none() {
+        if let Some(ip) = lan_address() {
+            config.public_url = Some(format!("http://{ip}:{}", config.bind.port()));
+        }
+    }
     let db = super::serve::open_database(&config).await?;
     let audience = config.city_audience.clone();
     let (idp, verifier) = demo_identity(audience).await?;
@@ -97,6 +104,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         welcome(addr, &public_url, &seeded)
     })
     .await
+}
+
+/// The address this machine uses on its local network. Connecting a UDP socket only picks
+/// the route: no packet is sent.
+fn lan_address() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    // 192.0.2.1 is TEST-NET-1: reserved for documentation, never routed anywhere.
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
 
 /// The development identity provider and a verifier that trusts exactly it: the demo's

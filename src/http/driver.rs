@@ -240,8 +240,10 @@ pub async fn start_session(
     let crate::http::extract::Json(body): crate::http::extract::Json<Value> =
         crate::http::extract::Json::from_request(request, &state).await?;
     let start: StartRequest = parse_json(body.to_string().as_bytes())?;
-    // The request's fingerprint: its JSON, re-serialised with sorted keys.
-    let hash: [u8; 32] = Sha256::digest(body.to_string().as_bytes()).into();
+    // The request's fingerprint: its JSON in canonical form (keys sorted, no whitespace), so
+    // that the same body sent with another key order or spacing is the same request.
+    let hash: [u8; 32] =
+        Sha256::digest(crate::domain::audit::canonical_json(&body).as_bytes()).into();
     let driver = identity.subject;
     let now = state.clock.now();
     match idempotency::begin(&state.db, &driver, &key, &hash, now).await? {

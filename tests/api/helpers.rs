@@ -310,6 +310,27 @@ impl TestApp {
         Self::decode(response).await
     }
 
+    /// Sends a raw JSON body with a bearer token and extra headers.
+    pub async fn call_raw_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Answer {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Self::decode(request.send().await.expect("send request")).await
+    }
+
     async fn decode(response: reqwest::Response) -> Answer {
         let status = response.status();
         let headers = response.headers().clone();

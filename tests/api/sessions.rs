@@ -250,6 +250,18 @@ async fn idempotency_keys_follow_the_draft(app: TestApp) {
     assert_eq!(mine.body["sessions"].as_array().unwrap().len(), 1);
 
     // Same key, another body: 422.
+    // The same body with other whitespace is the same request.
+    let spaced = app
+        .call_raw_with(
+            Method::POST,
+            "/v1/sessions",
+            &driver,
+            &[("Idempotency-Key", "double-tap")],
+            format!("{{ \"qr\" : \"{}\" }}", spaces[0].1).into_bytes(),
+        )
+        .await;
+    assert_eq!(spaced.status, StatusCode::CREATED);
+    assert_eq!(spaced.text, first.text);
     let other = start(&app, &driver, "double-tap", &spaces[1].1).await;
     assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(other.problem_code(), "idempotency_key_reused");
@@ -267,7 +279,7 @@ async fn idempotency_keys_follow_the_draft(app: TestApp) {
     assert_eq!(theirs.status, StatusCode::CREATED, "{}", theirs.text);
 
     // A request still in flight with the key: 409; once it is abandoned (60 s), a retry runs.
-    let body = json!({"qr": spaces[2].1}).to_string();
+    let body = qrpark::domain::audit::canonical_json(&json!({"qr": spaces[2].1}));
     let hash: [u8; 32] = Sha256::digest(body.as_bytes()).into();
     let now = app.state.clock.now();
     let begun = qrpark::store::idempotency::begin(&app.db, "driver-1", "slow", &hash, now)
