@@ -76,10 +76,11 @@ pub struct SampleSpace {
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
     // Bound to every interface without a public URL: print codes a phone on the same network
     // can open, with the machine's LAN address.
-    if config.bind.ip().is_unspecified() && config.public_url.is_none() {
-        if let Some(ip) = lan_address() {
-            config.public_url = Some(format!("http://{ip}:{}", config.bind.port()));
-        }
+    if config.bind.ip().is_unspecified()
+        && config.public_url.is_none()
+        && let Some(ip) = lan_address()
+    {
+        config.public_url = Some(format!("http://{ip}:{}", config.bind.port()));
     }
     let db = super::serve::open_database(&config).await?;
     let audience = config.city_audience.clone();
