@@ -12,27 +12,42 @@ pub const GENESIS: [u8; 32] = [0; 32];
 /// JSON with object keys sorted at every level and no insignificant whitespace, so that the
 /// same data always encodes to the same bytes.
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(512);
     write_canonical(value, &mut out);
     out
+}
+
+fn write_string(text: &str, out: &mut String) {
+    // serde_json escapes exactly as JSON requires; plain text (the common case) is copied.
+    if text
+        .bytes()
+        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
+    {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        out.push_str(&Value::String(text.to_owned()).to_string());
+    }
 }
 
 fn write_canonical(value: &Value, out: &mut String) {
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
             out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
+            for (i, (key, value)) in entries.into_iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
+                write_string(key, out);
                 out.push(':');
-                write_canonical(&map[key], out);
+                write_canonical(value, out);
             }
             out.push('}');
         }
+        Value::String(text) => write_string(text, out),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -90,7 +105,13 @@ impl Event {
 
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 /// Parses lower- or upper-case hex of exactly 32 bytes.
@@ -118,6 +139,15 @@ mod tests {
             canonical_json(&a),
             r#"{"a":{"c":"x","d":[1,{"y":1,"z":0}]},"b":1}"#
         );
+    }
+
+    #[test]
+    fn canonical_strings_are_escaped_as_json() {
+        let value = json!({"q\"uote": "line\nbreak", "é": "ü\\", "plain": "A-1"});
+        let text = canonical_json(&value);
+        assert_eq!(text, r#"{"plain":"A-1","q\"uote":"line\nbreak","é":"ü\\"}"#);
+        let back: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, value);
     }
 
     #[test]
