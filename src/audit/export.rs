@@ -222,6 +222,9 @@ pub fn checkpoint(
         "head": hex(head),
         "kid": key.kid,
         "alg": "EdDSA",
+        // The public key travels with the export so `qrpark audit verify FILE` can check
+        // it anywhere; pinning it against qrpark's JWKS (`--jwks`) is what proves who signed.
+        "jwk": crate::domain::qr_token::jwk(&key.kid, &key.public_key()),
     });
     let signature = key.sign_bytes(canonical_json(&body).as_bytes());
     body["signature"] = json!(signature);

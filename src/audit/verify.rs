@@ -41,6 +41,15 @@ pub fn keys_of(jwks: &Value) -> HashMap<String, [u8; 32]> {
     keys
 }
 
+/// The key a checkpoint carries (`jwk`), by its `kid`: used when no JWKS is pinned.
+pub fn embedded_keys(checkpoint: &Value) -> HashMap<String, [u8; 32]> {
+    let body = checkpoint.get("checkpoint").unwrap_or(checkpoint);
+    match body.get("jwk") {
+        Some(jwk) => keys_of(&serde_json::json!({ "keys": [jwk] })),
+        None => HashMap::new(),
+    }
+}
+
 /// Checks a checkpoint's signature; returns its body.
 pub fn check_checkpoint(
     checkpoint: &Value,
@@ -55,6 +64,14 @@ pub fn check_checkpoint(
     let key = keys
         .get(kid)
         .ok_or_else(|| format!("the checkpoint's key {kid} is not in the JWKS"))?;
+    // A pinned JWKS must agree with the key the checkpoint says it was signed with.
+    if let Some(embedded) = embedded_keys(checkpoint).get(kid)
+        && embedded != key
+    {
+        return Err(format!(
+            "the checkpoint's key {kid} differs from the JWKS's {kid}"
+        ));
+    }
     let signature = body["signature"]
         .as_str()
         .and_then(|s| URL_SAFE_NO_PAD.decode(s).ok())

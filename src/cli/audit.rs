@@ -43,9 +43,10 @@ pub enum AuditCommand {
     Verify {
         /// The export (CSV or JSONL).
         file: PathBuf,
-        /// The JWKS with qrpark's keys (saved from /.well-known/jwks.json, or `qrpark audit jwks`).
+        /// Pin qrpark's keys: a JWKS saved from /.well-known/jwks.json (or `qrpark audit jwks`).
+        /// Without it the signature is checked against the key the checkpoint carries.
         #[arg(long, value_name = "FILE")]
-        jwks: PathBuf,
+        jwks: Option<PathBuf>,
         /// A CSV export's checkpoint (default: FILE.checkpoint.json).
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
@@ -158,12 +159,16 @@ pub async fn run(config: Config, command: AuditCommand) -> anyhow::Result<()> {
         } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
-            let jwks: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(&jwks)
-                    .with_context(|| format!("cannot read {}", jwks.display()))?,
-            )
-            .context("the JWKS is not JSON")?;
-            let keys = verify::keys_of(&jwks);
+            let pinned = match &jwks {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    let jwks: serde_json::Value =
+                        serde_json::from_str(&text).context("the JWKS is not JSON")?;
+                    Some(verify::keys_of(&jwks))
+                }
+                None => None,
+            };
             let checkpoint = match checkpoint {
                 Some(path) => Some(read_checkpoint(&path)?),
                 None => {
@@ -176,6 +181,27 @@ pub async fn run(config: Config, command: AuditCommand) -> anyhow::Result<()> {
                 }
             };
             let since = since.map(|p| read_checkpoint(&p)).transpose()?;
+            let keys = match &pinned {
+                Some(keys) => keys.clone(),
+                None => {
+                    // Offline and unpinned: trust the keys the checkpoints carry, and say so.
+                    let own = checkpoint.clone().or_else(|| {
+                        text.lines()
+                            .rev()
+                            .find(|l| l.contains("\"checkpoint\""))
+                            .and_then(|l| serde_json::from_str(l).ok())
+                    });
+                    let mut keys = own.as_ref().map(verify::embedded_keys).unwrap_or_default();
+                    if let Some(earlier) = &since {
+                        keys.extend(verify::embedded_keys(earlier));
+                    }
+                    eprintln!(
+                        "note: signature checked against the key carried in the checkpoint; \
+                         pass --jwks with qrpark's published JWKS to prove who signed"
+                    );
+                    keys
+                }
+            };
             match verify::verify(&text, checkpoint.as_ref(), &keys, since.as_ref()) {
                 Ok(ok) => {
                     println!(

@@ -310,6 +310,33 @@ async fn tampering_is_detected(app: TestApp) {
         let problem = verify::verify(&text, None, &keys, None).expect_err(what);
         assert!(problem.contains(expected), "{what}: {problem}");
     }
+    // A checkpoint re-signed by someone else's key (carrying that key) fails against the
+    // pinned JWKS, even with the right count and head.
+    let checkpoint: Value = serde_json::from_str(lines[3]).unwrap();
+    let body = &checkpoint["checkpoint"];
+    let range = qrpark::audit::export::Range {
+        from: FROM.parse().unwrap(),
+        to: TO.parse().unwrap(),
+        operator: None,
+        lot: None,
+    };
+    let head = qrpark::domain::audit::parse_hash(body["head"].as_str().unwrap()).unwrap();
+    let impostor = qrpark::domain::qr_token::QrSigningKey::from_seed("k1", &[9; 32]);
+    let forged = qrpark::audit::export::checkpoint(
+        qrpark::audit::export::Format::Jsonl,
+        &range,
+        3,
+        &head,
+        &impostor,
+    );
+    let resigned = join(vec![
+        lines[0],
+        lines[1],
+        lines[2],
+        &qrpark::domain::audit::canonical_json(&forged),
+    ]);
+    let problem = verify::verify(&resigned, None, &keys, None).expect_err("re-signed");
+    assert!(problem.contains("differs from the JWKS"), "{problem}");
 }
 
 async fn later_exports_extend_earlier_ones_unless_history_changed(app: TestApp) {
