@@ -35,9 +35,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
-    /// Sessions that ended at or after this instant (RFC 3339). Required.
+    /// Sessions that ended at or after this instant (RFC 3339; default: the beginning).
     pub from: Option<String>,
-    /// ...and before this one. Required.
+    /// ...and before this one (default: now). A range wholly in the past exports
+    /// byte-identically every time.
     pub to: Option<String>,
     /// Only this operator's lots.
     pub operator: Option<Uuid>,
@@ -48,20 +49,26 @@ pub struct ExportQuery {
     pub format: Option<String>,
 }
 
-fn instant(value: Option<&str>, path: &str) -> Result<DateTime<Utc>, FieldError> {
-    let text = value.ok_or_else(|| FieldError::new(path, "is required (RFC 3339)"))?;
+fn instant(
+    value: Option<&str>,
+    path: &str,
+    default: DateTime<Utc>,
+) -> Result<DateTime<Utc>, FieldError> {
+    let Some(text) = value else {
+        return Ok(default);
+    };
     DateTime::parse_from_rfc3339(text)
         .map(|at| at.with_timezone(&Utc))
         .map_err(|_| FieldError::new(path, "must be an RFC 3339 instant"))
 }
 
 impl ExportQuery {
-    fn range(&self) -> Result<(Range, Format), ApiError> {
+    fn range(&self, now: DateTime<Utc>) -> Result<(Range, Format), ApiError> {
         let mut errors = Vec::new();
-        let from = instant(self.from.as_deref(), "$.from")
+        let from = instant(self.from.as_deref(), "$.from", DateTime::UNIX_EPOCH)
             .map_err(|e| errors.push(e))
             .ok();
-        let to = instant(self.to.as_deref(), "$.to")
+        let to = instant(self.to.as_deref(), "$.to", now)
             .map_err(|e| errors.push(e))
             .ok();
         let format = match self.format.as_deref() {
@@ -109,7 +116,7 @@ pub async fn sessions(
     Auditor(auditor): Auditor,
     Query(query): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let (range, format) = query.range()?;
+    let (range, format) = query.range(state.clock.now())?;
     let key = state.keys.signing_key().await?;
     tracing::info!(auditor = %auditor.subject, from = %range.from, to = %range.to, "audit export");
     let (sender, receiver) = mpsc::channel::<Vec<u8>>(8);
@@ -162,7 +169,7 @@ pub async fn checkpoint(
     _auditor: Auditor,
     Query(query): Query<ExportQuery>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    let (range, format) = query.range()?;
+    let (range, format) = query.range(state.clock.now())?;
     let key = state.keys.signing_key().await?;
     let (sender, mut receiver) = mpsc::channel::<Vec<u8>>(8);
     let db = state.db.clone();
@@ -237,7 +244,7 @@ pub async fn summary(
     _auditor: Auditor,
     Query(query): Query<ExportQuery>,
 ) -> Result<axum::Json<Summary>, ApiError> {
-    let (range, _) = query.range()?;
+    let (range, _) = query.range(state.clock.now())?;
     let sql = "select s.operator_id, s.lot_id, l.timezone, s.currency, s.ended_at, s.fee_minor, \
                st.status as settlement_status from session s \
                join lot l on l.lot_id = s.lot_id \

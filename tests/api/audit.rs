@@ -160,9 +160,24 @@ async fn only_auditors_reach_audit_routes(app: TestApp) {
             "{path}"
         );
     }
-    let missing = app.get("/v1/audit/sessions", Some(&auditor(&app))).await;
-    assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(missing.error_paths(), vec!["$.from", "$.to"]);
+    // Without a range: everything up to now.
+    let everything = app.get("/v1/audit/sessions", Some(&auditor(&app))).await;
+    assert_eq!(everything.status, StatusCode::OK);
+    let bad = app
+        .get(
+            "/v1/audit/sessions?from=yesterday&to=2026-01-01T00:00:00Z&format=xml",
+            Some(&auditor(&app)),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.error_paths(), vec!["$.from", "$.format"]);
+    let backwards = app
+        .get(
+            &format!("/v1/audit/sessions?from={TO}&to={FROM}"),
+            Some(&auditor(&app)),
+        )
+        .await;
+    assert_eq!(backwards.error_paths(), vec!["$.to"]);
 }
 
 async fn exports_are_byte_identical_signed_and_verifiable(app: TestApp) {
