@@ -56,19 +56,21 @@ pub async fn rotate(
     }))
 }
 
-/// Loads a space of the operator's and its current code.
+/// The current code of one of the operator's spaces and its built matrix (cached per code
+/// version): what both image formats draw.
 async fn own_code(
     state: &AppState,
     operator: Operator,
     space_id: uuid::Uuid,
-) -> Result<(spaces::Space, crate::store::space_qr::SpaceQr), ApiError> {
-    let space = spaces::get(&state.db, operator.operator_id, space_id)
+) -> Result<(crate::store::space_qr::SpaceQr, crate::render::QrMatrix), ApiError> {
+    spaces::get(&state.db, operator.operator_id, space_id)
         .await?
         .ok_or_else(|| ApiError::not_found("space"))?;
     let qr = crate::store::space_qr::get(&state.db, space_id)
         .await?
         .ok_or_else(|| ApiError::not_found("space"))?;
-    Ok((space, qr))
+    let matrix = codes::matrix(&state.db, &qr, &state.config.public_url()).await?;
+    Ok((qr, matrix))
 }
 
 /// Headers of a code image: it changes only when the code is rotated.
@@ -98,8 +100,7 @@ pub async fn png(
     operator: Operator,
     IdPath(space_id): IdPath,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (_, qr) = own_code(&state, operator, space_id).await?;
-    let matrix = codes::matrix(&state.db, &qr, &state.config.public_url()).await?;
+    let (qr, matrix) = own_code(&state, operator, space_id).await?;
     Ok((image_headers("image/png", &qr), matrix.png(10)))
 }
 
@@ -118,8 +119,7 @@ pub async fn svg(
     operator: Operator,
     IdPath(space_id): IdPath,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (_, qr) = own_code(&state, operator, space_id).await?;
-    let matrix = codes::matrix(&state.db, &qr, &state.config.public_url()).await?;
+    let (qr, matrix) = own_code(&state, operator, space_id).await?;
     Ok((image_headers("image/svg+xml", &qr), matrix.svg()))
 }
 
