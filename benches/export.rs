@@ -2,8 +2,9 @@
 //! SQLite and (when `QRPARK_BENCH_POSTGRES_URL` is set) PostgreSQL.
 //!
 //! `QRPARK_BENCH_SESSIONS` sets the number of stopped sessions (default 1,000,000). The
-//! sessions are seeded with SQL in one statement, then one export of the whole range is
-//! streamed into a counting sink, as `GET /v1/audit/sessions` streams it to a client.
+//! sessions are seeded with SQL, as qrpark writes them: time-ordered (v7) ids, one
+//! settlement each, statistics gathered; then one export of the whole range is streamed
+//! into a counting sink, as `GET /v1/audit/sessions` streams it to a client.
 //! Run: `cargo bench --bench export`.
 
 use std::str::FromStr;
@@ -44,13 +45,13 @@ async fn seed(db: &Db, sessions: i64) {
                 "with recursive n(i) as (select 1 union all select i + 1 from n where i < {sessions}) \
                  insert into session (session_id, lot_id, space_id, operator_id, driver, tariff_id, \
                  tariff_version, currency, status, started_at, ended_at, fee_minor, fee_lines, \
-                 created_at, updated_at, audit_seq) \
-                 select randomblob(16), lot.lot_id, \
+                 created_at, updated_at, audit_seq, audit_hash) \
+                 select unhex(printf('%012x7000%016x', (1790000000 + i * 2) * 1000, i)), lot.lot_id, \
                  (select space_id from space where lot_id = lot.lot_id limit 1), lot.operator_id, \
                  'driver-' || (i % 5000), tariff.tariff_id, 1, 'CNY', 'stopped', \
                  strftime('%Y-%m-%dT%H:%M:%S+00:00', 1790000000 + i * 2, 'unixepoch'), \
                  strftime('%Y-%m-%dT%H:%M:%S+00:00', 1790007200 + i * 2, 'unixepoch'), \
-                 2500, '{fee}', '2026-09-29T02:00:00+00:00', '2026-09-29T02:00:00+00:00', 1000 + i \
+                 2500, '{fee}', '2026-09-29T02:00:00+00:00', '2026-09-29T02:00:00+00:00', 1000 + i, randomblob(32) \
                  from n, lot join tariff on tariff.lot_id = lot.lot_id where lot.lot_id = $1"
             );
             sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -58,17 +59,31 @@ async fn seed(db: &Db, sessions: i64) {
                 .execute(pool)
                 .await
                 .unwrap();
+            // Every stopped session has its settlement, as a real stop writes it.
+            sqlx::query(
+                "insert into settlement (settlement_id, session_id, reference, driver, \
+                 operator_id, currency, amount_minor, status, created_at, updated_at, settled_at) \
+                 select randomblob(16), session_id, 'QP-' || hex(randomblob(8)), driver, \
+                 operator_id, currency, fee_minor, 'settled', ended_at, ended_at, ended_at \
+                 from session where status = 'stopped'",
+            )
+            .execute(pool)
+            .await
+            .unwrap();
+            sqlx::query("analyze").execute(pool).await.unwrap();
         }
         Db::Postgres(pool) => {
             let sql = format!(
                 "insert into session (session_id, lot_id, space_id, operator_id, driver, tariff_id, \
                  tariff_version, currency, status, started_at, ended_at, fee_minor, fee_lines, \
-                 created_at, updated_at, audit_seq) \
-                 select gen_random_uuid(), lot.lot_id, \
+                 created_at, updated_at, audit_seq, audit_hash) \
+                 select (lpad(to_hex((1790000000 + i * 2) * 1000::bigint), 12, '0') || '7000' \
+                 || lpad(to_hex(i), 16, '0'))::uuid, lot.lot_id, \
                  (select space_id from space where lot_id = lot.lot_id limit 1), lot.operator_id, \
                  'driver-' || (i % 5000), tariff.tariff_id, 1, 'CNY', 'stopped', \
                  to_timestamp(1790000000 + i * 2), to_timestamp(1790007200 + i * 2), \
-                 2500, '{fee}', now(), now(), 1000 + i \
+                 2500, '{fee}', now(), now(), 1000 + i, \
+                 decode(md5(i::text) || md5((-i)::text), 'hex') \
                  from generate_series(1, {sessions}) as i, lot join tariff on tariff.lot_id = lot.lot_id \
                  where lot.lot_id = $1"
             );
@@ -77,6 +92,18 @@ async fn seed(db: &Db, sessions: i64) {
                 .execute(pool)
                 .await
                 .unwrap();
+            sqlx::query(
+                "insert into settlement (settlement_id, session_id, reference, driver, \
+                 operator_id, currency, amount_minor, status, created_at, updated_at, settled_at) \
+                 select gen_random_uuid(), session_id, 'QP-' || md5(session_id::text), driver, \
+                 operator_id, currency, fee_minor, 'settled', ended_at, ended_at, ended_at \
+                 from session where status = 'stopped'",
+            )
+            .execute(pool)
+            .await
+            .unwrap();
+            // The statistics autovacuum would have gathered by the time anyone exports.
+            sqlx::query("analyze").execute(pool).await.unwrap();
         }
     }
 }
@@ -136,7 +163,11 @@ fn main() {
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}", dir.join("bench.db").display());
         run("sqlite", Db::connect(&url, 4).await.unwrap(), sessions).await;
-        let _ = std::fs::remove_dir_all(&dir);
+        if std::env::var_os("QRPARK_BENCH_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
+        } else {
+            eprintln!("kept {}", dir.display());
+        }
         if let Ok(url) = std::env::var("QRPARK_BENCH_POSTGRES_URL") {
             let options = sqlx::postgres::PgConnectOptions::from_str(&url).unwrap();
             run(

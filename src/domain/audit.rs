@@ -2,7 +2,7 @@
 //! canonical encoding, so altering, removing, reordering or inserting an event breaks every
 //! hash after it.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -17,7 +17,8 @@ pub fn canonical_json(value: &Value) -> String {
     out
 }
 
-fn write_string(text: &str, out: &mut String) {
+/// Appends `text` as a JSON string, escaped exactly as [`canonical_json`] escapes it.
+pub fn write_string(text: &str, out: &mut String) {
     // serde_json escapes exactly as JSON requires; plain text (the common case) is copied.
     if text
         .bytes()
@@ -64,7 +65,196 @@ fn write_canonical(value: &Value, out: &mut String) {
 
 /// An instant as the chain writes it: RFC 3339, UTC, microseconds, `Z`.
 pub fn instant(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+    let mut out = String::with_capacity(27);
+    write_instant(at, &mut out);
+    out
+}
+
+/// Appends [`instant`]'s form of `at` (digits written directly: exports write millions).
+pub fn write_instant(at: DateTime<Utc>, out: &mut String) {
+    let (year, micros) = (at.year(), at.timestamp_subsec_micros());
+    if !(0..=9999).contains(&year) || micros >= 1_000_000 {
+        // Far years and leap seconds: chrono's own formatting.
+        out.push_str(&at.to_rfc3339_opts(SecondsFormat::Micros, true));
+        return;
+    }
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    for (value, end, width) in [
+        (year as u32, 4, 4),
+        (at.month(), 7, 2),
+        (at.day(), 10, 2),
+        (at.hour(), 13, 2),
+        (at.minute(), 16, 2),
+        (at.second(), 19, 2),
+        (micros, 26, 6),
+    ] {
+        let mut rest = value;
+        for slot in text[end - width..end].iter_mut().rev() {
+            *slot = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+    }
+    out.push_str(std::str::from_utf8(&text).expect("ASCII digits"));
+}
+
+/// Whether `text` is exactly what [`canonical_json`] writes for the JSON it holds, so it can
+/// be embedded as it is. Conservative: anything it cannot prove canonical (escaped keys,
+/// numbers other than integers, deep nesting) is `false`, and the caller re-encodes it.
+pub fn is_canonical(text: &str) -> bool {
+    let mut scan = Scan {
+        bytes: text.as_bytes(),
+        at: 0,
+    };
+    scan.value(0) && scan.at == scan.bytes.len()
+}
+
+/// A cursor over JSON text that accepts only the canonical form.
+struct Scan<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scan<'a> {
+    const MAX_DEPTH: usize = 64;
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        let matched = self.peek() == Some(byte);
+        self.at += usize::from(matched);
+        matched
+    }
+
+    fn literal(&mut self, word: &[u8]) -> bool {
+        let matched = self.bytes[self.at..].starts_with(word);
+        self.at += if matched { word.len() } else { 0 };
+        matched
+    }
+
+    fn value(&mut self, depth: usize) -> bool {
+        if depth > Self::MAX_DEPTH {
+            return false;
+        }
+        match self.peek() {
+            Some(b'{') => self.object(depth),
+            Some(b'[') => self.array(depth),
+            Some(b'"') => self.string().is_some(),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.integer(),
+            _ => false,
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> bool {
+        self.at += 1;
+        if self.eat(b'}') {
+            return true;
+        }
+        let mut previous: Option<&'a [u8]> = None;
+        loop {
+            // Keys must be plain (no escapes) and strictly increasing: sorted, no duplicates.
+            let Some((key, plain)) = self.string() else {
+                return false;
+            };
+            if !plain || previous.is_some_and(|p| p >= key) {
+                return false;
+            }
+            previous = Some(key);
+            if !self.eat(b':') || !self.value(depth + 1) {
+                return false;
+            }
+            if self.eat(b'}') {
+                return true;
+            }
+            if !self.eat(b',') {
+                return false;
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> bool {
+        self.at += 1;
+        if self.eat(b']') {
+            return true;
+        }
+        loop {
+            if !self.value(depth + 1) {
+                return false;
+            }
+            if self.eat(b']') {
+                return true;
+            }
+            if !self.eat(b',') {
+                return false;
+            }
+        }
+    }
+
+    /// A string escaped as serde_json escapes it: its raw content and whether it had no
+    /// escapes.
+    fn string(&mut self) -> Option<(&'a [u8], bool)> {
+        let bytes = self.bytes;
+        if !self.eat(b'"') {
+            return None;
+        }
+        let start = self.at;
+        let mut plain = true;
+        loop {
+            let byte = *bytes.get(self.at)?;
+            self.at += 1;
+            match byte {
+                b'"' => return Some((&bytes[start..self.at - 1], plain)),
+                0..=0x1f => return None,
+                b'\\' => {
+                    plain = false;
+                    match *bytes.get(self.at)? {
+                        b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => self.at += 1,
+                        b'u' => {
+                            // Only control characters without a short form, in lower case.
+                            let hex = bytes.get(self.at + 1..self.at + 5)?;
+                            let short = [0x08, 0x09, 0x0a, 0x0c, 0x0d];
+                            let ok = hex[..2] == *b"00"
+                                && matches!(hex[2], b'0' | b'1')
+                                && matches!(hex[3], b'0'..=b'9' | b'a'..=b'f')
+                                && !short.contains(
+                                    &u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?,
+                                );
+                            if !ok {
+                                return None;
+                            }
+                            self.at += 5;
+                        }
+                        _ => return None,
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// An integer as serde_json prints one: no leading zeros, no `-0`, within i64 or u64.
+    fn integer(&mut self) -> bool {
+        let start = self.at;
+        self.eat(b'-');
+        let digits = self.at;
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.at += 1;
+        }
+        let text = &self.bytes[start..self.at];
+        let body = &self.bytes[digits..self.at];
+        if body.is_empty() || (body[0] == b'0' && (body.len() > 1 || text[0] == b'-')) {
+            return false;
+        }
+        if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            return false;
+        }
+        let text = std::str::from_utf8(text).unwrap_or("x");
+        text.parse::<i64>().is_ok() || text.parse::<u64>().is_ok()
+    }
 }
 
 /// SHA-256 of the previous hash followed by the canonical bytes.
@@ -116,13 +306,20 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Parses lower- or upper-case hex of exactly 32 bytes.
 pub fn parse_hash(text: &str) -> Option<[u8; 32]> {
+    fn nibble(digit: u8) -> Option<u8> {
+        match digit {
+            b'0'..=b'9' => Some(digit - b'0'),
+            b'a'..=b'f' => Some(digit - b'a' + 10),
+            b'A'..=b'F' => Some(digit - b'A' + 10),
+            _ => None,
+        }
+    }
     if text.len() != 64 {
         return None;
     }
     let mut out = [0u8; 32];
-    for (i, chunk) in text.as_bytes().chunks(2).enumerate() {
-        let pair = std::str::from_utf8(chunk).ok()?;
-        out[i] = u8::from_str_radix(pair, 16).ok()?;
+    for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
     }
     Some(out)
 }
@@ -169,5 +366,113 @@ mod tests {
             parse_hash(&hex(&event.hash(&GENESIS))),
             Some(event.hash(&GENESIS))
         );
+    }
+
+    #[test]
+    fn canonical_text_is_recognised_and_anything_else_is_not() {
+        for canonical in [
+            r#"{"a":{"c":"x","d":[1,{"y":-1,"z":0}]},"b":true,"c":null,"d":false}"#,
+            r#"{"":"","a\"":1}"#.replace("a\\\"", "a").as_str(),
+            r#"["line\nbreak","tab\t","\u0001\u001f","ü€","\"\\"]"#,
+            r#"18446744073709551615"#,
+            r#"-9223372036854775808"#,
+            "{}",
+            "[]",
+        ] {
+            assert!(is_canonical(canonical), "{canonical}");
+            let value: Value = serde_json::from_str(canonical).unwrap();
+            assert_eq!(canonical_json(&value), canonical);
+        }
+        for other in [
+            r#"{"b":1,"a":2}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"a": 1}"#,
+            r#" {"a":1}"#,
+            r#"{"a":1}
+"#,
+            r#"{"a\u0062":1}"#,
+            r#"["\/"]"#,
+            r#"["\u0041"]"#,
+            r#"["\u001F"]"#,
+            r#"["\u000a"]"#,
+            r#"[1.0]"#,
+            r#"[1e3]"#,
+            r#"[-0]"#,
+            r#"[01]"#,
+            r#"[18446744073709551616]"#,
+            r#"{"a":1"#,
+            r#"["a"#,
+            r#"tru"#,
+            "",
+        ] {
+            assert!(!is_canonical(other), "{other}");
+        }
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert!(!is_canonical(&deep));
+    }
+
+    /// Arbitrary JSON; with `floats`, numbers may be floats and keys may need escapes (which
+    /// the scanner never proves canonical: such values are re-encoded).
+    fn json_value(floats: bool) -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let float_or_int = if floats {
+            (-1e6f64..1e6).prop_map(|f| json!(f)).boxed()
+        } else {
+            any::<i32>().prop_map(|n| json!(n)).boxed()
+        };
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<u64>().prop_map(|n| json!(n)),
+            float_or_int,
+            "\\PC{0,6}|[\\x00-\\x1f\"\\\\/]{0,3}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    if floats {
+                        "[a-c\"é]{0,3}"
+                    } else {
+                        "[a-cé]{0,3}"
+                    },
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn canonical_json_is_always_recognised(value in json_value(false)) {
+            proptest::prop_assert!(is_canonical(&canonical_json(&value)));
+        }
+
+        /// What the scanner accepts is exactly what re-encoding would write, so embedding
+        /// it as it is changes no hash.
+        #[test]
+        fn accepted_text_is_its_own_canonical_form(value in json_value(true), pretty: bool) {
+            let text = if pretty {
+                serde_json::to_string_pretty(&value).unwrap()
+            } else {
+                serde_json::to_string(&value).unwrap()
+            };
+            if is_canonical(&text) {
+                let parsed: Value = serde_json::from_str(&text).unwrap();
+                proptest::prop_assert_eq!(canonical_json(&parsed), text);
+            }
+        }
+
+        #[test]
+        fn instants_are_written_as_chrono_writes_them(
+            seconds in -62_000_000_000i64..253_402_300_799,
+            nanos in 0u32..1_000_000_000,
+        ) {
+            let at = DateTime::from_timestamp(seconds, nanos).unwrap();
+            proptest::prop_assert_eq!(instant(at), at.to_rfc3339_opts(SecondsFormat::Micros, true));
+        }
     }
 }

@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::domain::audit::canonical_json;
 use crate::domain::currency::Currency;
 use crate::domain::money::Money;
 use crate::domain::space::SpaceStatus;
@@ -496,7 +497,9 @@ pub async fn stop_session(
         let stop = Stop {
             ended_at: now,
             fee_minor,
-            fee_lines: serde_json::to_string(&priced).map_err(ApiError::internal)?,
+            // Stored canonical, so the export embeds it as it is and the stop event's
+            // `fee_sha256` is the hash of the breakdown exactly as auditors receive it.
+            fee_lines: canonical_json(&serde_json::to_value(&priced).map_err(ApiError::internal)?),
             settlement,
             deliver,
         };

@@ -237,24 +237,8 @@ pub async fn stop(db: &Db, session_id: Uuid, driver: &str, stop: &Stop) -> Store
     let s = &stop.settlement;
     on_db!(db, pool => async {
         let mut tx = pool.begin().await?;
-        // The conditional update is the lock: of concurrent stops exactly one changes the
-        // row; the others find it stopped and change nothing.
-        let changed = sqlx::query(
-            "update session set status = 'stopped', ended_at = $3, fee_minor = $4, \
-             fee_lines = $5, updated_at = $3 \
-             where session_id = $1 and driver = $2 and status = 'active'",
-        )
-        .bind(session_id)
-        .bind(driver)
-        .bind(stop.ended_at)
-        .bind(stop.fee_minor)
-        .bind(&stop.fee_lines)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if changed == 0 {
-            return Ok(false);
-        }
+        // The stop's place in the audit chain comes first: the session row takes it in the
+        // same update that stops it (the schema refuses a stopped session without one).
         let (audit_seq, audit_hash) = audit!(
             tx,
             stop.ended_at,
@@ -271,12 +255,26 @@ pub async fn stop(db: &Db, session_id: Uuid, driver: &str, stop: &Stop) -> Store
                 "settlement_status": s.status,
             })
         );
-        sqlx::query("update session set audit_seq = $2, audit_hash = $3 where session_id = $1")
-            .bind(session_id)
-            .bind(audit_seq)
-            .bind(&audit_hash[..])
-            .execute(&mut *tx)
-            .await?;
+        // The conditional update is the lock: of concurrent stops exactly one changes the
+        // row; the others find it stopped, change nothing and roll their event back.
+        let changed = sqlx::query(
+            "update session set status = 'stopped', ended_at = $3, fee_minor = $4, \
+             fee_lines = $5, updated_at = $3, audit_seq = $6, audit_hash = $7 \
+             where session_id = $1 and driver = $2 and status = 'active'",
+        )
+        .bind(session_id)
+        .bind(driver)
+        .bind(stop.ended_at)
+        .bind(stop.fee_minor)
+        .bind(&stop.fee_lines)
+        .bind(audit_seq)
+        .bind(&audit_hash[..])
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Ok(false);
+        }
         let sql = format!(
             "insert into settlement ({SETTLEMENT_COLUMNS}) \
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"

@@ -1,0 +1,273 @@
+//! One record at a time: a stopped session's stored values become a chained CSV or JSONL
+//! line. Written straight from the values in key order, with no JSON tree in between: an
+//! export writes millions of these. `record_canonical` (used by `audit verify`) is the
+//! reference this must agree with, byte for byte.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{COLUMNS, Format};
+use crate::domain::audit::{canonical_json, chain_hash, hex, instant, is_canonical, write_string};
+use crate::domain::currency::Currency;
+use crate::domain::money::Money;
+
+/// A stopped session as the database holds it, borrowed from the row or page it came in.
+#[derive(Debug)]
+pub(super) struct Stored<'a> {
+    pub session_id: Uuid,
+    pub operator_id: Uuid,
+    pub lot_id: Uuid,
+    pub space_code: &'a str,
+    pub driver: &'a str,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub currency: &'a str,
+    pub fee_minor: Option<i64>,
+    pub tariff_version: i64,
+    /// The fee breakdown as stored (JSON).
+    pub fee: Option<&'a str>,
+    pub settlement_status: Option<&'a str>,
+    pub settlement_reference: Option<&'a str>,
+    pub audit_seq: i64,
+    pub audit_hash: Option<[u8; 32]>,
+}
+
+/// A record's keys in sorted order: the order of its canonical form.
+const KEYS: [&str; 15] = [
+    "audit_hash",
+    "audit_seq",
+    "currency",
+    "driver",
+    "ended_at",
+    "fee",
+    "fee_total",
+    "lot_id",
+    "operator_id",
+    "session_id",
+    "settlement_reference",
+    "settlement_status",
+    "space_code",
+    "started_at",
+    "tariff_version",
+];
+
+/// The breakdown travels in JSONL only.
+const FEE: usize = 5;
+
+/// A value of a record, before it is written as JSON or as CSV text.
+enum Field<'a> {
+    Null,
+    Int(i64),
+    Text(Cow<'a, str>),
+    /// Canonical JSON, embedded as it is (the fee breakdown).
+    Json(Cow<'a, str>),
+}
+
+impl<'a> Field<'a> {
+    fn text(value: Option<&'a str>) -> Self {
+        value.map_or(Field::Null, |v| Field::Text(Cow::Borrowed(v)))
+    }
+
+    fn owned(value: Option<String>) -> Self {
+        value.map_or(Field::Null, |v| Field::Text(Cow::Owned(v)))
+    }
+
+    /// As canonical JSON; in a CSV record's canonical form, as the text the CSV carries.
+    fn write_canonical(&self, format: Format, out: &mut String) {
+        match (self, format) {
+            (Field::Null, Format::Jsonl) => out.push_str("null"),
+            (Field::Null, Format::Csv) => out.push_str("\"\""),
+            (Field::Int(n), Format::Jsonl) => write!(out, "{n}").expect("a String takes any write"),
+            (Field::Int(n), Format::Csv) => {
+                write!(out, "\"{n}\"").expect("a String takes any write");
+            }
+            (Field::Text(text), _) => write_string(text, out),
+            (Field::Json(json), _) => out.push_str(json),
+        }
+    }
+
+    /// As a CSV field: nulls empty, quoted when it holds a comma, a quote or a line break.
+    fn write_csv(&self, out: &mut String) {
+        match self {
+            Field::Null => {}
+            Field::Int(n) => write!(out, "{n}").expect("a String takes any write"),
+            Field::Text(text) | Field::Json(text) => write_csv_text(text, out),
+        }
+    }
+}
+
+fn write_csv_text(text: &str, out: &mut String) {
+    if text.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        out.push_str(&text.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(text);
+    }
+}
+
+/// Where a CSV column's value comes from.
+#[derive(Clone, Copy)]
+enum Column {
+    Key(usize),
+    PrevHash,
+    Hash,
+}
+
+/// Turns stored sessions into chained lines: `hash = SHA-256(prev_hash || canonical form)`.
+pub(super) struct Encoder {
+    format: Format,
+    prev: [u8; 32],
+    count: u64,
+    /// Where `hash` and `prev_hash` go among the sorted keys (before these indices).
+    hash_before: usize,
+    prev_before: usize,
+    columns: Vec<Column>,
+    /// Reused from record to record.
+    canonical: String,
+    line: String,
+}
+
+impl Encoder {
+    pub fn new(format: Format, prev: [u8; 32]) -> Self {
+        debug_assert!(KEYS.is_sorted());
+        let before = |chain_key: &str| {
+            KEYS.iter()
+                .position(|key| *key > chain_key)
+                .expect("the chain fields sort before the last key")
+        };
+        let columns = COLUMNS
+            .iter()
+            .map(|column| match *column {
+                "prev_hash" => Column::PrevHash,
+                "hash" => Column::Hash,
+                name => Column::Key(
+                    KEYS.iter()
+                        .position(|key| *key == name)
+                        .expect("every CSV column is a record key"),
+                ),
+            })
+            .collect();
+        Self {
+            format,
+            prev,
+            count: 0,
+            hash_before: before("hash"),
+            prev_before: before("prev_hash"),
+            columns,
+            canonical: String::with_capacity(1024),
+            line: String::with_capacity(1024),
+        }
+    }
+
+    /// The records encoded so far and the hash of the last (the chain head).
+    pub fn head(&self) -> (u64, [u8; 32]) {
+        (self.count, self.prev)
+    }
+
+    /// The CSV header line (JSONL has none).
+    pub fn header(&self) -> Option<String> {
+        (self.format == Format::Csv).then(|| format!("{}\n", COLUMNS.join(",")))
+    }
+
+    /// Encodes one record and returns its line (newline included).
+    pub fn line(&mut self, stored: &Stored<'_>) -> anyhow::Result<&str> {
+        let fields = self.fields(stored)?;
+        let format = self.format;
+
+        // The canonical form: the record's fields in key order, without the chain's own.
+        let mut hash_at = 0;
+        let mut prev_at = 0;
+        self.canonical.clear();
+        self.canonical.push('{');
+        for (i, (key, value)) in KEYS.iter().zip(&fields).enumerate() {
+            if format == Format::Csv && i == FEE {
+                continue;
+            }
+            if self.canonical.len() > 1 {
+                self.canonical.push(',');
+            }
+            if i == self.hash_before {
+                hash_at = self.canonical.len();
+            }
+            if i == self.prev_before {
+                prev_at = self.canonical.len();
+            }
+            // Keys are plain ASCII identifiers: no escaping to look for.
+            self.canonical.push('"');
+            self.canonical.push_str(key);
+            self.canonical.push_str("\":");
+            value.write_canonical(format, &mut self.canonical);
+        }
+        self.canonical.push('}');
+        let hash = chain_hash(&self.prev, &self.canonical);
+
+        self.line.clear();
+        match format {
+            Format::Jsonl => {
+                // The canonical form with the two chain fields inserted in key order.
+                let c = &self.canonical;
+                self.line.push_str(&c[..hash_at]);
+                self.line.push_str("\"hash\":\"");
+                self.line.push_str(&hex(&hash));
+                self.line.push_str("\",");
+                self.line.push_str(&c[hash_at..prev_at]);
+                self.line.push_str("\"prev_hash\":\"");
+                self.line.push_str(&hex(&self.prev));
+                self.line.push_str("\",");
+                self.line.push_str(&c[prev_at..]);
+            }
+            Format::Csv => {
+                for (i, column) in self.columns.iter().enumerate() {
+                    if i > 0 {
+                        self.line.push(',');
+                    }
+                    match column {
+                        Column::Key(key) => fields[*key].write_csv(&mut self.line),
+                        Column::PrevHash => self.line.push_str(&hex(&self.prev)),
+                        Column::Hash => self.line.push_str(&hex(&hash)),
+                    }
+                }
+            }
+        }
+        self.line.push('\n');
+        self.prev = hash;
+        self.count += 1;
+        Ok(&self.line)
+    }
+
+    /// The record's values, in [`KEYS`] order.
+    fn fields<'a>(&self, s: &Stored<'a>) -> anyhow::Result<[Field<'a>; 15]> {
+        let currency = Currency::parse(s.currency)?;
+        let fee_total = Money::from_minor(s.fee_minor.unwrap_or(0), currency).to_string();
+        let fee = match (self.format, s.fee) {
+            (Format::Csv, _) | (_, None) => Field::Null,
+            // Stored canonical since the breakdown is written so; older rows are re-encoded.
+            (Format::Jsonl, Some(text)) if is_canonical(text) => Field::Json(text.into()),
+            (Format::Jsonl, Some(text)) => {
+                Field::Json(canonical_json(&serde_json::from_str(text)?).into())
+            }
+        };
+        let id = |id: Uuid| Field::owned(Some(id.hyphenated().to_string()));
+        Ok([
+            Field::owned(s.audit_hash.map(|h| hex(&h))),
+            Field::Int(s.audit_seq),
+            Field::text(Some(s.currency)),
+            Field::text(Some(s.driver)),
+            Field::owned(s.ended_at.map(instant)),
+            fee,
+            Field::owned(Some(fee_total)),
+            id(s.lot_id),
+            id(s.operator_id),
+            id(s.session_id),
+            Field::text(s.settlement_reference),
+            Field::text(s.settlement_status),
+            Field::text(Some(s.space_code)),
+            Field::owned(Some(instant(s.started_at))),
+            Field::Int(s.tariff_version),
+        ])
+    }
+}

@@ -1,0 +1,189 @@
+//! The session export: every stopped session of a range in a fixed order (its place in the
+//! audit chain), as CSV or JSON lines, each record chained to the previous one
+//! (`hash = SHA-256(prev_hash || canonical JSON of the record)`), then a checkpoint with the
+//! count and the head, signed with qrpark's Ed25519 key (published in the JWKS).
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::domain::audit::{GENESIS, canonical_json, hex, instant};
+use crate::domain::qr_token::QrSigningKey;
+use crate::store::{Db, on_db};
+
+mod encode;
+mod read;
+
+use encode::Encoder;
+
+/// The two export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Jsonl,
+}
+
+impl Format {
+    /// `csv` or `jsonl`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "csv" => Some(Self::Csv),
+            "jsonl" => Some(Self::Jsonl),
+            _ => None,
+        }
+    }
+
+    /// The name used in checkpoints and media types.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Jsonl => "jsonl",
+        }
+    }
+}
+
+/// Which sessions to export: stopped, with `ended_at` in `[from, to)`.
+#[derive(Debug, Clone)]
+pub struct Range {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub operator: Option<Uuid>,
+    pub lot: Option<Uuid>,
+}
+
+/// The columns of a record, in CSV order.
+pub const COLUMNS: &[&str] = &[
+    "session_id",
+    "operator_id",
+    "lot_id",
+    "space_code",
+    "driver",
+    "started_at",
+    "ended_at",
+    "currency",
+    "fee_total",
+    "tariff_version",
+    "settlement_status",
+    "settlement_reference",
+    "audit_seq",
+    "audit_hash",
+    "prev_hash",
+    "hash",
+];
+
+/// How many records a range holds (for progress).
+pub async fn count(db: &Db, range: &Range) -> anyhow::Result<i64> {
+    let (_, _, count): (Option<i64>, Option<i64>, i64) = on_db!(db, pool => sqlx::query_as(sqlx::AssertSqlSafe(read::bounds_sql()))
+            .bind(range.from)
+            .bind(range.to)
+            .bind(range.operator)
+            .bind(range.lot)
+            .fetch_one(pool)
+            .await)?;
+    Ok(count)
+}
+
+/// What a record's chain hash covers: every field of the record except the chain's own.
+pub fn record_canonical(record: &Value, format: Format) -> String {
+    let mut fields = Map::new();
+    for (key, value) in record.as_object().into_iter().flatten() {
+        if key == "prev_hash" || key == "hash" {
+            continue;
+        }
+        // CSV carries every value as text, so its canonical form is text too.
+        let value = match (format, value) {
+            (Format::Csv, Value::Null) => Value::String(String::new()),
+            (Format::Csv, Value::String(_)) => value.clone(),
+            (Format::Csv, other) => Value::String(other.to_string()),
+            (Format::Jsonl, other) => other.clone(),
+        };
+        fields.insert(key.clone(), value);
+    }
+    canonical_json(&Value::Object(fields))
+}
+
+/// The signed summary of an export: the range, the count and the chain head.
+pub fn checkpoint(
+    format: Format,
+    range: &Range,
+    count: u64,
+    head: &[u8; 32],
+    key: &QrSigningKey,
+) -> Value {
+    let mut body = json!({
+        "format": format.name(),
+        "from": instant(range.from),
+        "to": instant(range.to),
+        "operator": range.operator,
+        "lot": range.lot,
+        "count": count,
+        "head": hex(head),
+        "kid": key.kid,
+        "alg": "EdDSA",
+        // The public key travels with the export so `qrpark audit verify FILE` can check
+        // it anywhere; pinning it against qrpark's JWKS (`--jwks`) is what proves who signed.
+        "jwk": crate::domain::qr_token::jwk(&key.kid, &key.public_key()),
+    });
+    let signature = key.sign_bytes(canonical_json(&body).as_bytes());
+    body["signature"] = json!(signature);
+    json!({ "checkpoint": body })
+}
+
+/// Streams the export into `sink` in chunks of about 64 KiB; returns the count and the
+/// chain head. Memory stays flat whatever the range: records are encoded as they arrive,
+/// from one snapshot of the database.
+pub async fn produce(
+    db: &Db,
+    range: &Range,
+    format: Format,
+    sink: &mpsc::Sender<Vec<u8>>,
+) -> anyhow::Result<(u64, [u8; 32])> {
+    let mut output = Output {
+        encoder: Encoder::new(format, GENESIS),
+        buffer: Vec::with_capacity(CHUNK + 16 * 1024),
+        sink,
+    };
+    if let Some(header) = output.encoder.header() {
+        output.buffer.extend_from_slice(header.as_bytes());
+    }
+    read::for_each(db, range, &mut output).await?;
+    let Output {
+        encoder, buffer, ..
+    } = output;
+    if !buffer.is_empty() {
+        send(sink, buffer).await?;
+    }
+    Ok(encoder.head())
+}
+
+/// The size of the chunks an export is sent on in.
+const CHUNK: usize = 64 * 1024;
+
+/// Where records go: encoded into a buffer that is sent on once it is full.
+struct Output<'s> {
+    encoder: Encoder,
+    buffer: Vec<u8>,
+    sink: &'s mpsc::Sender<Vec<u8>>,
+}
+
+impl Output<'_> {
+    async fn take(&mut self, records: &[encode::Stored<'_>]) -> anyhow::Result<()> {
+        for record in records {
+            self.buffer
+                .extend_from_slice(self.encoder.line(record)?.as_bytes());
+            if self.buffer.len() >= CHUNK {
+                let full =
+                    std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK + 16 * 1024));
+                send(self.sink, full).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn send(sink: &mpsc::Sender<Vec<u8>>, chunk: Vec<u8>) -> anyhow::Result<()> {
+    sink.send(chunk)
+        .await
+        .map_err(|_| anyhow::anyhow!("the reader went away"))
+}
