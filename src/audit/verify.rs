@@ -87,12 +87,13 @@ pub fn check_checkpoint(
     Ok(body.clone())
 }
 
-/// Splits one CSV line of our own export (quotes double inner quotes).
-fn csv_fields(line: &str) -> Vec<String> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
+/// Splits CSV text of our own export into records (RFC 4180: a quoted field may hold
+/// commas, doubled quotes and line breaks), each with the line it starts on (from 1).
+fn csv_records(text: &str) -> Vec<(usize, Vec<String>)> {
+    let mut records = Vec::new();
+    let (mut fields, mut field) = (Vec::new(), String::new());
+    let (mut quoted, mut line, mut starts) = (false, 1, 1);
+    let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         match (c, quoted) {
             ('"', true) if chars.peek() == Some(&'"') => {
@@ -102,11 +103,23 @@ fn csv_fields(line: &str) -> Vec<String> {
             ('"', true) => quoted = false,
             ('"', false) if field.is_empty() => quoted = true,
             (',', false) => fields.push(std::mem::take(&mut field)),
-            (c, _) => field.push(c),
+            ('\n', false) => {
+                fields.push(std::mem::take(&mut field));
+                records.push((starts, std::mem::take(&mut fields)));
+                line += 1;
+                starts = line;
+            }
+            (c, _) => {
+                line += usize::from(c == '\n');
+                field.push(c);
+            }
         }
     }
-    fields.push(field);
-    fields
+    if !field.is_empty() || !fields.is_empty() {
+        fields.push(field);
+        records.push((starts, fields));
+    }
+    records
 }
 
 /// An export file read back: its format, its records with their line numbers, and the
@@ -119,21 +132,17 @@ struct Parsed {
 
 /// Reads an export file.
 fn records(text: &str) -> Result<Parsed, String> {
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.is_empty())
-        .peekable();
     let header = COLUMNS.join(",");
-    if lines.peek().is_some_and(|(_, l)| *l == header) {
-        lines.next();
+    if let Some(body) = text
+        .strip_prefix(header.as_str())
+        .and_then(|rest| rest.strip_prefix('\n'))
+    {
         let mut out = Vec::new();
-        for (i, line) in lines {
-            let fields = csv_fields(line);
+        for (line, fields) in csv_records(body) {
+            let line = line + 1;
             if fields.len() != COLUMNS.len() {
                 return Err(format!(
-                    "line {}: {} fields, expected {}",
-                    i + 1,
+                    "line {line}: {} fields, expected {}",
                     fields.len(),
                     COLUMNS.len()
                 ));
@@ -143,7 +152,7 @@ fn records(text: &str) -> Result<Parsed, String> {
                 .zip(fields)
                 .map(|(c, f)| ((*c).to_owned(), Value::String(f)))
                 .collect();
-            out.push((i + 1, Value::Object(record)));
+            out.push((line, Value::Object(record)));
         }
         return Ok(Parsed {
             format: Format::Csv,
@@ -151,6 +160,7 @@ fn records(text: &str) -> Result<Parsed, String> {
             checkpoint: None,
         });
     }
+    let lines = text.lines().enumerate().filter(|(_, l)| !l.is_empty());
     let mut out = Vec::new();
     let mut checkpoint = None;
     for (i, line) in lines {

@@ -19,6 +19,8 @@ both_backends!(
     tampering_is_detected,
     later_exports_extend_earlier_ones_unless_history_changed,
     summary_matches_the_export,
+    large_exports_page_through_every_record_in_chain_order,
+    the_stop_event_hashes_the_breakdown_as_exported,
 );
 
 const FROM: &str = "2026-09-29T00:00:00Z";
@@ -410,4 +412,162 @@ async fn summary_matches_the_export(app: TestApp) {
         })
         .sum();
     assert_eq!(exported, 7500);
+}
+
+/// More sessions than one SQLite page (1,000), written straight into the database next to
+/// three real ones: texts with separators, quotes, line breaks and multibyte characters,
+/// no settlement (null status and reference), one range for all.
+async fn large_exports_page_through_every_record_in_chain_order(app: TestApp) {
+    const BULK: usize = 2_345;
+    three_sessions(&app).await;
+    let driver = "bulk; 12:34, \"quoted\" ü\u{4e2d}\nline-";
+    let bulk = match &app.db {
+        qrpark::store::Db::Sqlite(pool) => sqlx::query(
+            "with recursive n(i) as (select 1 union all select i + 1 from n where i < $1) \
+             insert into session (session_id, lot_id, space_id, operator_id, driver, tariff_id, \
+             tariff_version, currency, status, started_at, ended_at, fee_minor, fee_lines, \
+             created_at, updated_at, audit_seq, audit_hash) \
+             select randomblob(16), s.lot_id, s.space_id, s.operator_id, $2 || i, s.tariff_id, \
+             s.tariff_version, s.currency, 'stopped', s.started_at, s.ended_at, s.fee_minor, \
+             s.fee_lines, s.created_at, s.updated_at, 1000000 + i, randomblob(32) \
+             from n, (select * from session where status = 'stopped' limit 1) s",
+        )
+        .bind(BULK as i64)
+        .bind(driver)
+        .execute(pool)
+        .await
+        .unwrap()
+        .rows_affected(),
+        qrpark::store::Db::Postgres(pool) => sqlx::query(
+            "insert into session (session_id, lot_id, space_id, operator_id, driver, tariff_id, \
+             tariff_version, currency, status, started_at, ended_at, fee_minor, fee_lines, \
+             created_at, updated_at, audit_seq, audit_hash) \
+             select gen_random_uuid(), s.lot_id, s.space_id, s.operator_id, $2 || i, s.tariff_id, \
+             s.tariff_version, s.currency, 'stopped', s.started_at, s.ended_at, s.fee_minor, \
+             s.fee_lines, s.created_at, s.updated_at, 1000000 + i, sha256(i::text::bytea) \
+             from generate_series(1, $1) as i, \
+             (select * from session where status = 'stopped' limit 1) s",
+        )
+        .bind(BULK as i32)
+        .bind(driver)
+        .execute(pool)
+        .await
+        .unwrap()
+        .rows_affected(),
+    };
+    assert_eq!(bulk, BULK as u64);
+    let total = BULK + 3;
+
+    let jsonl = export(&app, FROM, TO, "jsonl").await;
+    assert!(
+        jsonl == export(&app, FROM, TO, "jsonl").await,
+        "byte-identical"
+    );
+    let keys = keys(&app).await;
+    assert_eq!(
+        verify::verify(&jsonl, None, &keys, None).unwrap().records,
+        total as u64
+    );
+    let records: Vec<Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &Value| v.get("checkpoint").is_none())
+        .collect();
+    assert_eq!(records.len(), total);
+    let seqs: Vec<i64> = records
+        .iter()
+        .map(|r| r["audit_seq"].as_i64().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "chain order");
+    // Each line is exactly the canonical encoding of its record.
+    for (line, record) in jsonl.lines().zip(&records) {
+        assert_eq!(line, qrpark::domain::audit::canonical_json(record));
+    }
+    let last = &records[total - 1];
+    assert_eq!(last["driver"], format!("{driver}{BULK}"));
+    assert_eq!(last["settlement_status"], Value::Null);
+    assert_eq!(last["settlement_reference"], Value::Null);
+    assert_eq!(last["fee"], records[0]["fee"]);
+    assert_eq!(last["audit_hash"].as_str().unwrap().len(), 64);
+    assert!(records[0]["settlement_reference"].is_string());
+
+    let csv = export(&app, FROM, TO, "csv").await;
+    let checkpoint = app
+        .get(
+            &format!("/v1/audit/checkpoint?from={FROM}&to={TO}&format=csv"),
+            Some(&auditor(&app)),
+        )
+        .await
+        .body;
+    assert_eq!(
+        verify::verify(&csv, Some(&checkpoint), &keys, None)
+            .unwrap()
+            .records,
+        total as u64
+    );
+
+    // Filters page as well: the whole lot, and nothing for another lot.
+    let lot = last["lot_id"].as_str().unwrap();
+    let by_lot = export(&app, FROM, &format!("{TO}&lot={lot}"), "jsonl").await;
+    let records_of = |text: &str| {
+        text.lines()
+            .filter(|l| !l.starts_with("{\"checkpoint\""))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        records_of(&by_lot) == records_of(&jsonl),
+        "the lot holds every record"
+    );
+    let other = uuid::Uuid::now_v7();
+    let none = export(&app, FROM, &format!("{TO}&lot={other}"), "jsonl").await;
+    assert_eq!(none.lines().count(), 1, "only the checkpoint");
+
+    // The schema keeps every stopped session in the chain, once.
+    assert!(
+        app.try_execute("update session set audit_seq = null where status = 'stopped'")
+            .await
+            .is_err()
+    );
+    assert!(
+        app.try_execute("update session set audit_seq = 1000001 where audit_seq = 1000002")
+            .await
+            .is_err()
+    );
+}
+
+/// A stop stores its breakdown canonical, so the `session.stopped` event's `fee_sha256` is
+/// the SHA-256 of the breakdown exactly as the export carries it.
+async fn the_stop_event_hashes_the_breakdown_as_exported(app: TestApp) {
+    use sha2::Digest;
+    three_sessions(&app).await;
+    let jsonl = export(&app, FROM, TO, "jsonl").await;
+    let events: Vec<(String, String)> = match &app.db {
+        qrpark::store::Db::Sqlite(pool) => sqlx::query_as(
+            "select entity_id, payload from audit_event where kind = 'session.stopped'",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap(),
+        qrpark::store::Db::Postgres(pool) => sqlx::query_as(
+            "select entity_id, payload from audit_event where kind = 'session.stopped'",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap(),
+    };
+    assert_eq!(events.len(), 3);
+    for line in jsonl.lines().filter(|l| !l.contains("\"checkpoint\"")) {
+        let record: Value = serde_json::from_str(line).unwrap();
+        let (_, payload) = events
+            .iter()
+            .find(|(id, _)| record["session_id"] == id.as_str())
+            .expect("the record's stop event");
+        let payload: Value = serde_json::from_str(payload).unwrap();
+        let fee = qrpark::domain::audit::canonical_json(&record["fee"]);
+        assert_eq!(
+            payload["fee_sha256"],
+            qrpark::domain::audit::hex(&sha2::Sha256::digest(fee.as_bytes()))
+        );
+    }
 }

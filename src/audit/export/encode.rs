@@ -271,3 +271,119 @@ impl Encoder {
         ])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value, json};
+
+    use super::*;
+    use crate::audit::export::record_canonical;
+    use crate::domain::audit::GENESIS;
+
+    /// The record as its definition reads: a JSON object of the stored values, hashed in
+    /// canonical form; the JSONL line is its canonical form with the chain fields, the CSV
+    /// line its columns. The encoder must write exactly this, however it gets there.
+    fn reference(s: &Stored<'_>, format: Format, prev: &[u8; 32]) -> (String, [u8; 32]) {
+        let currency = Currency::parse(s.currency).unwrap();
+        let mut record = Map::new();
+        record.insert("session_id".into(), json!(s.session_id));
+        record.insert("operator_id".into(), json!(s.operator_id));
+        record.insert("lot_id".into(), json!(s.lot_id));
+        record.insert("space_code".into(), json!(s.space_code));
+        record.insert("driver".into(), json!(s.driver));
+        record.insert("started_at".into(), json!(instant(s.started_at)));
+        record.insert("ended_at".into(), json!(s.ended_at.map(instant)));
+        record.insert("currency".into(), json!(s.currency));
+        let total = Money::from_minor(s.fee_minor.unwrap_or(0), currency);
+        record.insert("fee_total".into(), json!(total.to_string()));
+        record.insert("tariff_version".into(), json!(s.tariff_version));
+        record.insert("settlement_status".into(), json!(s.settlement_status));
+        record.insert("settlement_reference".into(), json!(s.settlement_reference));
+        record.insert("audit_seq".into(), json!(s.audit_seq));
+        record.insert("audit_hash".into(), json!(s.audit_hash.map(|h| hex(&h))));
+        if format == Format::Jsonl {
+            let fee: Value = s
+                .fee
+                .map_or(Value::Null, |f| serde_json::from_str(f).unwrap());
+            record.insert("fee".into(), fee);
+        }
+        let mut record = Value::Object(record);
+        let hash = chain_hash(prev, &record_canonical(&record, format));
+        record["prev_hash"] = json!(hex(prev));
+        record["hash"] = json!(hex(&hash));
+        let line = match format {
+            Format::Jsonl => canonical_json(&record),
+            Format::Csv => COLUMNS
+                .iter()
+                .map(|c| {
+                    let text = match &record[*c] {
+                        Value::Null => String::new(),
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    let mut out = String::new();
+                    write_csv_text(&text, &mut out);
+                    out
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        (format!("{line}\n"), hash)
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9 ,;:\"\\-\n\r\t\u{1}\u{7f}é中]{1,12}"
+    }
+
+    proptest! {
+        #[test]
+        fn lines_are_the_records_definition(
+            space_code in text(),
+            driver in text(),
+            reference_text in proptest::option::of(text()),
+            status in proptest::option::of(prop_oneof![Just("pending"), Just("settled"), Just("failed")]),
+            fee_minor in proptest::option::of(0i64..10_000_000),
+            ended in proptest::option::of(0i64..100_000_000),
+            seq in 1i64..i64::MAX,
+            hash in proptest::option::of(any::<[u8; 32]>()),
+            canonical_fee: bool,
+            jsonl: bool,
+        ) {
+            let fee_value = json!({"total": "1.50", "lines": [{"rule": driver, "increments": 3}], "currency": "CNY"});
+            let fee = if canonical_fee {
+                canonical_json(&fee_value)
+            } else {
+                serde_json::to_string_pretty(&fee_value).unwrap()
+            };
+            let started_at = DateTime::from_timestamp(1_790_000_000, 123_456_789).unwrap();
+            let stored = Stored {
+                session_id: Uuid::now_v7(),
+                operator_id: Uuid::now_v7(),
+                lot_id: Uuid::now_v7(),
+                space_code: &space_code,
+                driver: &driver,
+                started_at,
+                ended_at: ended.map(|s| started_at + chrono::TimeDelta::seconds(s)),
+                currency: "CNY",
+                fee_minor,
+                tariff_version: 3,
+                fee: Some(&fee),
+                settlement_status: status,
+                settlement_reference: reference_text.as_deref(),
+                audit_seq: seq,
+                audit_hash: hash,
+            };
+            let format = if jsonl { Format::Jsonl } else { Format::Csv };
+            let mut encoder = Encoder::new(format, GENESIS);
+            let mut prev = GENESIS;
+            // Two records, so the second links to the first.
+            for _ in 0..2 {
+                let (expected, hash) = reference(&stored, format, &prev);
+                prop_assert_eq!(encoder.line(&stored).unwrap(), expected.as_str());
+                prev = hash;
+            }
+            prop_assert_eq!(encoder.head(), (2, prev));
+        }
+    }
+}

@@ -259,3 +259,71 @@ fn page_records(text: &str, rows: i64) -> anyhow::Result<Vec<Stored<'_>>> {
     records.sort_by_key(|record| record.audit_seq);
     Ok(records)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record as SQLite's `printf` writes it.
+    fn sqlite_text(seq: i64, driver: &str, reference: Option<&str>, status: &str) -> String {
+        let prefixed = |t: &str| format!("{}:{t}", t.len());
+        format!(
+            "{}{}{}{}{seq};2026-09-29T02:00:00+00:00;2026-09-29T03:00:00.5+00:00;CNY;1000;2;{status};{}{}{}{}",
+            "0190F0A2B3C47D8E9F00112233445566",
+            "0190F0A2B3C47D8E9F00112233445567",
+            "0190F0A2B3C47D8E9F00112233445568",
+            "AB".repeat(32),
+            prefixed("A-1"),
+            prefixed(driver),
+            reference.map_or("-".to_owned(), prefixed),
+            prefixed(r#"{"total":"10.00"}"#),
+        )
+    }
+
+    #[test]
+    fn pages_read_back_every_field_whatever_the_texts_hold() {
+        let driver = "d;1:2-3, \"ü中\"\n";
+        let text = format!(
+            "{}{}",
+            sqlite_text(9, driver, None, "-"),
+            sqlite_text(7, "x", Some("QRP-1;2"), "settled")
+        );
+        let records = page_records(&text, 2).unwrap();
+        // In chain order whatever order the page came in.
+        assert_eq!(records[0].audit_seq, 7);
+        assert_eq!(records[1].audit_seq, 9);
+        let first = &records[1];
+        assert_eq!(first.driver, driver);
+        assert_eq!(first.settlement_reference, None);
+        assert_eq!(first.settlement_status, None);
+        assert_eq!(first.space_code, "A-1");
+        assert_eq!(first.fee, Some(r#"{"total":"10.00"}"#));
+        assert_eq!(first.fee_minor, Some(1000));
+        assert_eq!(first.tariff_version, 2);
+        assert_eq!(first.audit_hash, Some([0xab; 32]));
+        assert_eq!(
+            first.session_id.to_string(),
+            "0190f0a2-b3c4-7d8e-9f00-112233445566"
+        );
+        assert_eq!(
+            first.ended_at.unwrap().to_rfc3339(),
+            "2026-09-29T03:00:00.500+00:00"
+        );
+        assert_eq!(records[0].settlement_reference, Some("QRP-1;2"));
+        assert_eq!(records[0].settlement_status, Some("settled"));
+    }
+
+    #[test]
+    fn malformed_or_short_pages_are_errors_not_fewer_records() {
+        let good = sqlite_text(1, "d", None, "-");
+        assert!(page_records(&good, 2).is_err(), "a record missing");
+        assert!(
+            page_records(&good[..good.len() - 1], 1).is_err(),
+            "truncated"
+        );
+        assert!(page_records(&good.replacen("3:A-1", "9:A-1", 1), 1).is_err());
+        assert!(page_records(&good.replacen("CNY;", "CNY", 1), 1).is_err());
+        assert!(page_records(&good.replacen("0190F0A2", "0190F0AZ", 1), 1).is_err());
+        assert!(page_records("", 0).unwrap().is_empty());
+    }
+}
