@@ -8,3 +8,6 @@ alter table session add constraint session_stopped_in_chain
 
 -- An export's range (by end) gives the first and last place to page between.
 create index session_stopped_ended_idx on session (ended_at, audit_seq) where status = 'stopped';
+
+-- Exports read each session's settlement status and reference through this index alone.
+create index settlement_session_export_idx on settlement (session_id) include (status, reference);
