@@ -5,12 +5,13 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::ops::Range;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{COLUMNS, Format};
-use crate::domain::audit::{canonical_json, chain_hash, hex, instant, is_canonical, write_string};
+use crate::domain::audit::{canonical_json, chain_hash, is_canonical, write_instant, write_string};
 use crate::domain::currency::Currency;
 use crate::domain::money::Money;
 
@@ -61,22 +62,22 @@ const FEE: usize = 5;
 enum Field<'a> {
     Null,
     Int(i64),
-    Text(Cow<'a, str>),
+    /// Text as stored: escaped for JSON, quoted for CSV where it needs it.
+    Text(&'a str),
+    /// Text this encoder wrote into its scratch buffer (ids, instants, amounts, hashes):
+    /// ASCII that needs no escaping or quoting.
+    Ours(Range<usize>),
     /// Canonical JSON, embedded as it is (the fee breakdown).
     Json(Cow<'a, str>),
 }
 
-impl<'a> Field<'a> {
-    fn text(value: Option<&'a str>) -> Self {
-        value.map_or(Field::Null, |v| Field::Text(Cow::Borrowed(v)))
-    }
-
-    fn owned(value: Option<String>) -> Self {
-        value.map_or(Field::Null, |v| Field::Text(Cow::Owned(v)))
+impl Field<'_> {
+    fn text(value: Option<&str>) -> Field<'_> {
+        value.map_or(Field::Null, Field::Text)
     }
 
     /// As canonical JSON; in a CSV record's canonical form, as the text the CSV carries.
-    fn write_canonical(&self, format: Format, out: &mut String) {
+    fn write_canonical(&self, format: Format, scratch: &str, out: &mut String) {
         match (self, format) {
             (Field::Null, Format::Jsonl) => out.push_str("null"),
             (Field::Null, Format::Csv) => out.push_str("\"\""),
@@ -85,16 +86,23 @@ impl<'a> Field<'a> {
                 write!(out, "\"{n}\"").expect("a String takes any write");
             }
             (Field::Text(text), _) => write_string(text, out),
+            (Field::Ours(range), _) => {
+                out.push('"');
+                out.push_str(&scratch[range.clone()]);
+                out.push('"');
+            }
             (Field::Json(json), _) => out.push_str(json),
         }
     }
 
     /// As a CSV field: nulls empty, quoted when it holds a comma, a quote or a line break.
-    fn write_csv(&self, out: &mut String) {
+    fn write_csv(&self, scratch: &str, out: &mut String) {
         match self {
             Field::Null => {}
             Field::Int(n) => write!(out, "{n}").expect("a String takes any write"),
-            Field::Text(text) | Field::Json(text) => write_csv_text(text, out),
+            Field::Text(text) => write_csv_text(text, out),
+            Field::Ours(range) => out.push_str(&scratch[range.clone()]),
+            Field::Json(text) => write_csv_text(text, out),
         }
     }
 }
@@ -106,6 +114,15 @@ fn write_csv_text(text: &str, out: &mut String) {
         out.push('"');
     } else {
         out.push_str(text);
+    }
+}
+
+/// Appends lower-case hex.
+fn write_hex(bytes: &[u8], out: &mut String) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
 }
 
@@ -126,9 +143,11 @@ pub(super) struct Encoder {
     hash_before: usize,
     prev_before: usize,
     columns: Vec<Column>,
-    /// Reused from record to record.
+    /// The last currency seen, parsed (an export is mostly one currency).
+    currency: Option<(String, Currency)>,
+    /// Reused from record to record: no allocation per record.
     canonical: String,
-    line: String,
+    scratch: String,
 }
 
 impl Encoder {
@@ -158,8 +177,9 @@ impl Encoder {
             hash_before: before("hash"),
             prev_before: before("prev_hash"),
             columns,
+            currency: None,
             canonical: String::with_capacity(1024),
-            line: String::with_capacity(1024),
+            scratch: String::with_capacity(256),
         }
     }
 
@@ -173,76 +193,114 @@ impl Encoder {
         (self.format == Format::Csv).then(|| format!("{}\n", COLUMNS.join(",")))
     }
 
-    /// Encodes one record and returns its line (newline included).
-    pub fn line(&mut self, stored: &Stored<'_>) -> anyhow::Result<&str> {
-        let fields = self.fields(stored)?;
+    /// Encodes one record, appending its line (newline included) to `out`.
+    pub fn line(&mut self, stored: &Stored<'_>, out: &mut String) -> anyhow::Result<()> {
         let format = self.format;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let fields = self.fields(stored, &mut scratch)?;
 
         // The canonical form: the record's fields in key order, without the chain's own.
         let mut hash_at = 0;
         let mut prev_at = 0;
-        self.canonical.clear();
-        self.canonical.push('{');
+        let canonical = &mut self.canonical;
+        canonical.clear();
+        canonical.push('{');
         for (i, (key, value)) in KEYS.iter().zip(&fields).enumerate() {
             if format == Format::Csv && i == FEE {
                 continue;
             }
-            if self.canonical.len() > 1 {
-                self.canonical.push(',');
+            if canonical.len() > 1 {
+                canonical.push(',');
             }
             if i == self.hash_before {
-                hash_at = self.canonical.len();
+                hash_at = canonical.len();
             }
             if i == self.prev_before {
-                prev_at = self.canonical.len();
+                prev_at = canonical.len();
             }
             // Keys are plain ASCII identifiers: no escaping to look for.
-            self.canonical.push('"');
-            self.canonical.push_str(key);
-            self.canonical.push_str("\":");
-            value.write_canonical(format, &mut self.canonical);
+            canonical.push('"');
+            canonical.push_str(key);
+            canonical.push_str("\":");
+            value.write_canonical(format, &scratch, canonical);
         }
-        self.canonical.push('}');
-        let hash = chain_hash(&self.prev, &self.canonical);
+        canonical.push('}');
+        let hash = chain_hash(&self.prev, canonical);
 
-        self.line.clear();
         match format {
             Format::Jsonl => {
                 // The canonical form with the two chain fields inserted in key order.
-                let c = &self.canonical;
-                self.line.push_str(&c[..hash_at]);
-                self.line.push_str("\"hash\":\"");
-                self.line.push_str(&hex(&hash));
-                self.line.push_str("\",");
-                self.line.push_str(&c[hash_at..prev_at]);
-                self.line.push_str("\"prev_hash\":\"");
-                self.line.push_str(&hex(&self.prev));
-                self.line.push_str("\",");
-                self.line.push_str(&c[prev_at..]);
+                out.push_str(&canonical[..hash_at]);
+                out.push_str("\"hash\":\"");
+                write_hex(&hash, out);
+                out.push_str("\",");
+                out.push_str(&canonical[hash_at..prev_at]);
+                out.push_str("\"prev_hash\":\"");
+                write_hex(&self.prev, out);
+                out.push_str("\",");
+                out.push_str(&canonical[prev_at..]);
             }
             Format::Csv => {
                 for (i, column) in self.columns.iter().enumerate() {
                     if i > 0 {
-                        self.line.push(',');
+                        out.push(',');
                     }
                     match column {
-                        Column::Key(key) => fields[*key].write_csv(&mut self.line),
-                        Column::PrevHash => self.line.push_str(&hex(&self.prev)),
-                        Column::Hash => self.line.push_str(&hex(&hash)),
+                        Column::Key(key) => fields[*key].write_csv(&scratch, out),
+                        Column::PrevHash => write_hex(&self.prev, out),
+                        Column::Hash => write_hex(&hash, out),
                     }
                 }
             }
         }
-        self.line.push('\n');
+        out.push('\n');
+        self.scratch = scratch;
         self.prev = hash;
         self.count += 1;
-        Ok(&self.line)
+        Ok(())
     }
 
-    /// The record's values, in [`KEYS`] order.
-    fn fields<'a>(&self, s: &Stored<'a>) -> anyhow::Result<[Field<'a>; 15]> {
-        let currency = Currency::parse(s.currency)?;
-        let fee_total = Money::from_minor(s.fee_minor.unwrap_or(0), currency).to_string();
+    /// The record's values, in [`KEYS`] order; what this encoder writes goes to `scratch`.
+    fn fields<'a>(
+        &mut self,
+        s: &Stored<'a>,
+        scratch: &mut String,
+    ) -> anyhow::Result<[Field<'a>; 15]> {
+        let currency = match &self.currency {
+            Some((code, currency)) if code == s.currency => *currency,
+            _ => {
+                let currency = Currency::parse(s.currency)?;
+                self.currency = Some((s.currency.to_owned(), currency));
+                currency
+            }
+        };
+        let mut ours = |write: &dyn Fn(&mut String)| {
+            let start = scratch.len();
+            write(scratch);
+            Field::Ours(start..scratch.len())
+        };
+        let id = |id: Uuid| {
+            move |out: &mut String| {
+                out.push_str(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()));
+            }
+        };
+        let audit_hash = match &s.audit_hash {
+            Some(hash) => ours(&|out| write_hex(hash, out)),
+            None => Field::Null,
+        };
+        let ended_at = match s.ended_at {
+            Some(at) => ours(&|out| write_instant(at, out)),
+            None => Field::Null,
+        };
+        let fee_total = ours(&|out| {
+            let total = Money::from_minor(s.fee_minor.unwrap_or(0), currency);
+            write!(out, "{total}").expect("a String takes any write");
+        });
+        let lot_id = ours(&id(s.lot_id));
+        let operator_id = ours(&id(s.operator_id));
+        let session_id = ours(&id(s.session_id));
+        let started_at = ours(&|out| write_instant(s.started_at, out));
         let fee = match (self.format, s.fee) {
             (Format::Csv, _) | (_, None) => Field::Null,
             // Stored canonical since the breakdown is written so; older rows are re-encoded.
@@ -251,22 +309,21 @@ impl Encoder {
                 Field::Json(canonical_json(&serde_json::from_str(text)?).into())
             }
         };
-        let id = |id: Uuid| Field::owned(Some(id.hyphenated().to_string()));
         Ok([
-            Field::owned(s.audit_hash.map(|h| hex(&h))),
+            audit_hash,
             Field::Int(s.audit_seq),
-            Field::text(Some(s.currency)),
-            Field::text(Some(s.driver)),
-            Field::owned(s.ended_at.map(instant)),
+            Field::Text(s.currency),
+            Field::Text(s.driver),
+            ended_at,
             fee,
-            Field::owned(Some(fee_total)),
-            id(s.lot_id),
-            id(s.operator_id),
-            id(s.session_id),
+            fee_total,
+            lot_id,
+            operator_id,
+            session_id,
             Field::text(s.settlement_reference),
             Field::text(s.settlement_status),
-            Field::text(Some(s.space_code)),
-            Field::owned(Some(instant(s.started_at))),
+            Field::Text(s.space_code),
+            started_at,
             Field::Int(s.tariff_version),
         ])
     }
@@ -279,7 +336,7 @@ mod tests {
 
     use super::*;
     use crate::audit::export::record_canonical;
-    use crate::domain::audit::GENESIS;
+    use crate::domain::audit::{GENESIS, hex, instant};
 
     /// The record as its definition reads: a JSON object of the stored values, hashed in
     /// canonical form; the JSONL line is its canonical form with the chain fields, the CSV
@@ -380,7 +437,9 @@ mod tests {
             // Two records, so the second links to the first.
             for _ in 0..2 {
                 let (expected, hash) = reference(&stored, format, &prev);
-                prop_assert_eq!(encoder.line(&stored).unwrap(), expected.as_str());
+                let mut line = String::new();
+                encoder.line(&stored, &mut line).unwrap();
+                prop_assert_eq!(line, expected);
                 prev = hash;
             }
             prop_assert_eq!(encoder.head(), (2, prev));

@@ -141,18 +141,18 @@ pub async fn produce(
 ) -> anyhow::Result<(u64, [u8; 32])> {
     let mut output = Output {
         encoder: Encoder::new(format, GENESIS),
-        buffer: Vec::with_capacity(CHUNK + 16 * 1024),
+        buffer: String::with_capacity(CHUNK + 16 * 1024),
         sink,
     };
     if let Some(header) = output.encoder.header() {
-        output.buffer.extend_from_slice(header.as_bytes());
+        output.buffer.push_str(&header);
     }
     read::for_each(db, range, &mut output).await?;
     let Output {
         encoder, buffer, ..
     } = output;
     if !buffer.is_empty() {
-        send(sink, buffer).await?;
+        send(sink, buffer.into_bytes()).await?;
     }
     Ok(encoder.head())
 }
@@ -163,19 +163,18 @@ const CHUNK: usize = 64 * 1024;
 /// Where records go: encoded into a buffer that is sent on once it is full.
 struct Output<'s> {
     encoder: Encoder,
-    buffer: Vec<u8>,
+    buffer: String,
     sink: &'s mpsc::Sender<Vec<u8>>,
 }
 
 impl Output<'_> {
     async fn take(&mut self, records: &[encode::Stored<'_>]) -> anyhow::Result<()> {
         for record in records {
-            self.buffer
-                .extend_from_slice(self.encoder.line(record)?.as_bytes());
+            self.encoder.line(record, &mut self.buffer)?;
             if self.buffer.len() >= CHUNK {
                 let full =
-                    std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK + 16 * 1024));
-                send(self.sink, full).await?;
+                    std::mem::replace(&mut self.buffer, String::with_capacity(CHUNK + 16 * 1024));
+                send(self.sink, full.into_bytes()).await?;
             }
         }
         Ok(())
