@@ -22,8 +22,14 @@ pub(super) const IN_RANGE: &str = "s.status = 'stopped' and s.ended_at >= $1 and
     and ($3 is null or s.operator_id = $3) and ($4 is null or s.lot_id = $4)";
 
 /// The first and last chain position of a range's records, and their number.
-pub(super) fn bounds_sql() -> String {
-    format!("select min(s.audit_seq), max(s.audit_seq), count(*) from session s where {IN_RANGE}")
+/// On SQLite the range's index is named: without statistics the planner may walk the
+/// whole table instead.
+pub(super) fn bounds_sql(db: &crate::store::Db) -> String {
+    let from = match db {
+        crate::store::Db::Sqlite(_) => "session s indexed by session_stopped_ended_idx",
+        crate::store::Db::Postgres(_) => "session s",
+    };
+    format!("select min(s.audit_seq), max(s.audit_seq), count(*) from {from} where {IN_RANGE}")
 }
 
 /// Records per SQLite page (about half a megabyte of text).
@@ -38,7 +44,9 @@ const JOINS: &str = "join space sp on sp.space_id = s.space_id \
     left join settlement st on st.session_id = s.session_id";
 
 /// One SQLite page: the records after chain position `$5` up to `$6`, `$7` at most, as one
-/// text, with the page's count and last position. Each record is written by one `printf`
+/// text, with the page's count and last position. The plan is spelled out so that it does
+/// not depend on whether the connection has statistics: sessions in the chain's order as
+/// the outer loop (`cross join` keeps it outside), the covering index for settlements. Each record is written by one `printf`
 /// (concatenating with `||` copies the record once per operator): the ids and the audit
 /// hash in fixed-width hex; the chain position, instants, currency, amounts and settlement
 /// status each ended by `;`; the texts a driver or an operator chose, and the breakdown,
@@ -53,7 +61,10 @@ fn sqlite_page_sql() -> String {
          ifnull(st.status, '-'), octet_length(sp.code), sp.code, octet_length(s.driver), s.driver, \
          ifnull(octet_length(st.reference) || ':' || st.reference, '-'), \
          octet_length(s.fee_lines), s.fee_lines) as rec \
-         from session s indexed by session_audit_seq_key {JOINS} \
+         from session s indexed by session_audit_seq_key \
+         cross join space sp on sp.space_id = s.space_id \
+         left join settlement st indexed by settlement_session_export_idx \
+         on st.session_id = s.session_id \
          where {IN_RANGE} and s.audit_seq > $5 and s.audit_seq <= $6 \
          order by s.audit_seq limit $7) page"
     )
@@ -217,14 +228,15 @@ async fn sqlite_pages(
 ) -> anyhow::Result<()> {
     // One read transaction: every page reads the same snapshot.
     let mut tx = pool.begin().await?;
-    let (first, last, _): (Option<i64>, Option<i64>, i64) =
-        sqlx::query_as(sqlx::AssertSqlSafe(bounds_sql()))
-            .bind(range.from)
-            .bind(range.to)
-            .bind(range.operator)
-            .bind(range.lot)
-            .fetch_one(&mut *tx)
-            .await?;
+    let (first, last, _): (Option<i64>, Option<i64>, i64) = sqlx::query_as(sqlx::AssertSqlSafe(
+        bounds_sql(&crate::store::Db::Sqlite(pool.clone())),
+    ))
+    .bind(range.from)
+    .bind(range.to)
+    .bind(range.operator)
+    .bind(range.lot)
+    .fetch_one(&mut *tx)
+    .await?;
     let (Some(first), Some(last)) = (first, last) else {
         return Ok(());
     };
