@@ -1,12 +1,12 @@
 //! Reading a range's stopped sessions in chain order, as fast as each backend allows.
 //!
 //! - SQLite's driver hands every row from its worker thread to the caller, which costs
-//!   more than the row itself. So SQLite writes a page of [`PAGE`] records as one text (each
-//!   field `<byte length>:<bytes>`, or `-` for null: no content can pass for a separator),
-//!   and pages are read by keyset on the chain position (`indexed by` keeps each page's cost
-//!   to its own rows), in one read transaction, the next page read while one is encoded.
-//! - PostgreSQL streams typed rows of one query (one snapshot); the server works on its
-//!   own core while this process encodes.
+//!   more than the row itself. So SQLite writes a page of [`PAGE`] records as one text (see
+//!   [`sqlite_page_sql`]: free text length-prefixed, so no content can pass for a
+//!   separator); pages are read by keyset on the chain position in one read transaction,
+//!   the next page read on SQLite's thread while this one is encoded.
+//! - PostgreSQL streams typed rows through a cursor (one snapshot), [`PAGE`] at a time,
+//!   the next batch read while this one is encoded; the server works on its own core.
 
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
@@ -32,7 +32,7 @@ pub(super) fn bounds_sql(db: &crate::store::Db) -> String {
     format!("select min(s.audit_seq), max(s.audit_seq), count(*) from {from} where {IN_RANGE}")
 }
 
-/// Records per SQLite page (about half a megabyte of text).
+/// Records per SQLite page (about half a megabyte of text) and per PostgreSQL batch.
 const PAGE: i64 = 1000;
 
 /// The columns of a record, in [`Stored`]'s order.
