@@ -295,13 +295,18 @@ impl Event {
 
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
+    write_hex(bytes, &mut out);
+    out
+}
+
+/// Appends lower-case hex.
+pub fn write_hex(bytes: &[u8], out: &mut String) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for b in bytes {
         out.push(char::from(DIGITS[usize::from(b >> 4)]));
         out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
-    out
 }
 
 /// Parses lower- or upper-case hex of exactly 32 bytes.
@@ -372,7 +377,7 @@ mod tests {
     fn canonical_text_is_recognised_and_anything_else_is_not() {
         for canonical in [
             r#"{"a":{"c":"x","d":[1,{"y":-1,"z":0}]},"b":true,"c":null,"d":false}"#,
-            r#"{"":"","a\"":1}"#.replace("a\\\"", "a").as_str(),
+            r#"{"":"","a":1}"#,
             r#"["line\nbreak","tab\t","\u0001\u001f","ü€","\"\\"]"#,
             r#"18446744073709551615"#,
             r#"-9223372036854775808"#,

@@ -1,5 +1,6 @@
 //! Operator API keys: 256 random bits, shown once, stored only as a SHA-256 hash.
 
+use crate::domain::audit::hex;
 use sha2::{Digest, Sha256};
 
 /// Every key starts with this, so a leaked key is easy to recognise in logs and scanners.
@@ -39,10 +40,6 @@ pub fn looks_like_key(key: &str) -> bool {
         && key[PREFIX.len()..]
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

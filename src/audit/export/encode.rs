@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{COLUMNS, Format};
-use crate::domain::audit::{canonical_json, chain_hash, is_canonical, write_instant, write_string};
+use crate::domain::audit::{
+    canonical_json, chain_hash, is_canonical, write_hex, write_instant, write_string,
+};
 use crate::domain::currency::Currency;
 use crate::domain::money::Money;
 
@@ -114,15 +116,6 @@ fn write_csv_text(text: &str, out: &mut String) {
         out.push('"');
     } else {
         out.push_str(text);
-    }
-}
-
-/// Appends lower-case hex.
-fn write_hex(bytes: &[u8], out: &mut String) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
 }
 
