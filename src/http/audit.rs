@@ -235,6 +235,7 @@ struct Totals {
     security(("city_identity" = [])),
     responses(
         (status = 200, description = "The totals", body = Summary),
+        (status = 401, description = "`token_invalid`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: not an auditor", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`", body = ProblemBody, content_type = "application/problem+json"),
     )
@@ -245,16 +246,19 @@ pub async fn summary(
     Query(query): Query<ExportQuery>,
 ) -> Result<axum::Json<Summary>, ApiError> {
     let (range, _) = query.range(state.clock.now())?;
-    let sql = "select s.operator_id, s.lot_id, l.timezone, s.currency, s.ended_at, s.fee_minor, \
-               st.status as settlement_status from session s \
-               join lot l on l.lot_id = s.lot_id \
-               left join settlement st on st.session_id = s.session_id \
-               where s.status = 'stopped' and s.ended_at >= $1 and s.ended_at < $2 \
-               and ($3 is null or s.operator_id = $3) and ($4 is null or s.lot_id = $4)";
+    // The export's own range, so the totals cover exactly the exported sessions.
+    let sql = format!(
+        "select s.operator_id, s.lot_id, l.timezone, s.currency, s.ended_at, s.fee_minor, \
+         st.status as settlement_status from session s \
+         join lot l on l.lot_id = s.lot_id \
+         left join settlement st on st.session_id = s.session_id \
+         where {}",
+        export::IN_RANGE
+    );
     // Aggregated as rows arrive: memory grows with lots x days, not with sessions.
     let mut totals: BTreeMap<(Uuid, Uuid, NaiveDate, String), Totals> = BTreeMap::new();
     on_db!(&state.db, pool => {
-        let mut rows = sqlx::query_as::<_, SummarySource>(sql)
+        let mut rows = sqlx::query_as::<_, SummarySource>(sqlx::AssertSqlSafe(sql.clone()))
             .bind(range.from)
             .bind(range.to)
             .bind(range.operator)

@@ -15,6 +15,8 @@ use crate::store::{Db, on_db};
 mod encode;
 mod read;
 
+pub use read::IN_RANGE;
+
 use encode::Encoder;
 
 /// The two export formats.
@@ -74,7 +76,7 @@ pub const COLUMNS: &[&str] = &[
 
 /// How many records a range holds (for progress).
 pub async fn count(db: &Db, range: &Range) -> anyhow::Result<i64> {
-    let (_, _, count): (Option<i64>, Option<i64>, i64) = on_db!(db, pool => sqlx::query_as(sqlx::AssertSqlSafe(read::bounds_sql(db)))
+    let (_, _, count): (Option<i64>, Option<i64>, i64) = on_db!(db, pool => sqlx::query_as(sqlx::AssertSqlSafe(read::bounds_sql(db.backend())))
             .bind(range.from)
             .bind(range.to)
             .bind(range.operator)

@@ -15,19 +15,21 @@ use uuid::Uuid;
 
 use super::encode::Stored;
 use super::{Output, Range};
+use crate::config::Backend;
 use crate::domain::audit::parse_hash;
 
-/// The stopped sessions of a range (`$1`..`$4`: from, to, operator, lot).
-pub(super) const IN_RANGE: &str = "s.status = 'stopped' and s.ended_at >= $1 and s.ended_at < $2 \
+/// The stopped sessions of a range (`$1`..`$4`: from, to, operator, lot), for a query on
+/// `session s`: the export's and the reconciliation summary's.
+pub const IN_RANGE: &str = "s.status = 'stopped' and s.ended_at >= $1 and s.ended_at < $2 \
     and ($3 is null or s.operator_id = $3) and ($4 is null or s.lot_id = $4)";
 
 /// The first and last chain position of a range's records, and their number.
 /// On SQLite the range's index is named: without statistics the planner may walk the
 /// whole table instead.
-pub(super) fn bounds_sql(db: &crate::store::Db) -> String {
-    let from = match db {
-        crate::store::Db::Sqlite(_) => "session s indexed by session_stopped_ended_idx",
-        crate::store::Db::Postgres(_) => "session s",
+pub(super) fn bounds_sql(backend: Backend) -> String {
+    let from = match backend {
+        Backend::Sqlite => "session s indexed by session_stopped_ended_idx",
+        Backend::Postgres => "session s",
     };
     format!("select min(s.audit_seq), max(s.audit_seq), count(*) from {from} where {IN_RANGE}")
 }
@@ -228,15 +230,14 @@ async fn sqlite_pages(
 ) -> anyhow::Result<()> {
     // One read transaction: every page reads the same snapshot.
     let mut tx = pool.begin().await?;
-    let (first, last, _): (Option<i64>, Option<i64>, i64) = sqlx::query_as(sqlx::AssertSqlSafe(
-        bounds_sql(&crate::store::Db::Sqlite(pool.clone())),
-    ))
-    .bind(range.from)
-    .bind(range.to)
-    .bind(range.operator)
-    .bind(range.lot)
-    .fetch_one(&mut *tx)
-    .await?;
+    let (first, last, _): (Option<i64>, Option<i64>, i64) =
+        sqlx::query_as(sqlx::AssertSqlSafe(bounds_sql(Backend::Sqlite)))
+            .bind(range.from)
+            .bind(range.to)
+            .bind(range.operator)
+            .bind(range.lot)
+            .fetch_one(&mut *tx)
+            .await?;
     let (Some(first), Some(last)) = (first, last) else {
         return Ok(());
     };
