@@ -71,6 +71,24 @@ async fn export(app: &TestApp, from: &str, to: &str, format: &str) -> String {
     answer.text
 }
 
+/// Verifies a CSV export of `[FROM, TO)` against its checkpoint; the records it holds.
+async fn verified_csv(
+    app: &TestApp,
+    csv: &str,
+    keys: &std::collections::HashMap<String, [u8; 32]>,
+) -> u64 {
+    let checkpoint = app
+        .get(
+            &format!("/v1/audit/checkpoint?from={FROM}&to={TO}&format=csv"),
+            Some(&auditor(app)),
+        )
+        .await
+        .body;
+    verify::verify(csv, Some(&checkpoint), keys, None)
+        .expect("the CSV export verifies against its checkpoint")
+        .records
+}
+
 async fn keys(app: &TestApp) -> std::collections::HashMap<String, [u8; 32]> {
     verify::keys_of(&app.get("/.well-known/jwks.json", None).await.body)
 }
@@ -225,19 +243,7 @@ async fn exports_are_byte_identical_signed_and_verifiable(app: TestApp) {
     assert_eq!(csv, export(&app, FROM, TO, "csv").await);
     assert!(csv.starts_with("session_id,operator_id,lot_id,space_code,driver,"));
     assert_eq!(csv.lines().count(), 4);
-    let checkpoint = app
-        .get(
-            &format!("/v1/audit/checkpoint?from={FROM}&to={TO}&format=csv"),
-            Some(&auditor(&app)),
-        )
-        .await
-        .body;
-    assert_eq!(
-        verify::verify(&csv, Some(&checkpoint), &keys, None)
-            .unwrap()
-            .records,
-        3
-    );
+    assert_eq!(verified_csv(&app, &csv, &keys).await, 3);
 
     // The same checks from the command line, offline.
     let dir = TempDir::new();
@@ -492,19 +498,7 @@ async fn large_exports_page_through_every_record_in_chain_order(app: TestApp) {
     assert!(records[0]["settlement_reference"].is_string());
 
     let csv = export(&app, FROM, TO, "csv").await;
-    let checkpoint = app
-        .get(
-            &format!("/v1/audit/checkpoint?from={FROM}&to={TO}&format=csv"),
-            Some(&auditor(&app)),
-        )
-        .await
-        .body;
-    assert_eq!(
-        verify::verify(&csv, Some(&checkpoint), &keys, None)
-            .unwrap()
-            .records,
-        total as u64
-    );
+    assert_eq!(verified_csv(&app, &csv, &keys).await, total as u64);
 
     // Filters page as well: the whole lot, and nothing for another lot.
     let lot = last["lot_id"].as_str().unwrap();
