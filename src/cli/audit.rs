@@ -69,7 +69,13 @@ pub async fn export(config: Config, args: ExportArgs) -> anyhow::Result<()> {
         operator: args.operator,
         lot: args.lot,
     };
-    let total = export::count(&state.db, &range).await?;
+    // A progress line on a terminal; nothing when stderr is piped (and no count to make).
+    let progress = std::io::stderr().is_terminal();
+    let total = if progress {
+        export::count(&state.db, &range).await?
+    } else {
+        0
+    };
     let key = state.keys.signing_key().await?;
     let mut file = std::io::BufWriter::new(
         std::fs::File::create(&args.out)
@@ -81,8 +87,6 @@ pub async fn export(config: Config, args: ExportArgs) -> anyhow::Result<()> {
         let range = range.clone();
         tokio::spawn(async move { export::produce(&db, &range, format, &sender).await })
     };
-    // A progress line on a terminal; nothing when stderr is piped.
-    let progress = std::io::stderr().is_terminal();
     let mut written = 0usize;
     while let Some(chunk) = receiver.recv().await {
         written += chunk.iter().filter(|b| **b == b'\n').count();
