@@ -1,22 +1,28 @@
 //! Reading a range's stopped sessions in chain order, as fast as each backend allows.
 //!
-//! - SQLite's driver hands every row from its worker thread to the caller, which costs
-//!   more than the row itself. So SQLite writes a page of [`PAGE`] records as one text (see
-//!   [`sqlite_page_sql`]: free text length-prefixed, so no content can pass for a
-//!   separator); pages are read by keyset on the chain position in one read transaction,
-//!   the next page read on SQLite's thread while this one is encoded.
+//! - SQLite: sqlx hands every row from its worker thread to the caller and copies each
+//!   value on the way, which costs more than reading the row. So the export opens its own
+//!   read-only connection to the database file (rusqlite, on a blocking thread), walks the
+//!   range in one statement of one read transaction (one snapshot), and sends the typed
+//!   records on in batches of [`PAGE`] while the previous batch is encoded. The pool's
+//!   connections stay free for parking traffic however long the export runs.
 //! - PostgreSQL streams typed rows through a cursor (one snapshot), [`PAGE`] at a time,
 //!   the next batch read while this one is encoded; the server works on its own core.
 
-use chrono::{DateTime, Utc};
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::OpenFlags;
+use rusqlite::types::ValueRef;
 use sqlx::Row as _;
 use sqlx::postgres::PgRow;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::encode::Stored;
 use super::{Output, Range};
 use crate::config::Backend;
-use crate::domain::audit::parse_hash;
 
 /// The stopped sessions of a range (`$1`..`$4`: from, to, operator, lot), for a query on
 /// `session s`: the export's and the reconciliation summary's.
@@ -34,8 +40,8 @@ pub(super) fn bounds_sql(backend: Backend) -> String {
     format!("select min(s.audit_seq), max(s.audit_seq), count(*) from {from} where {IN_RANGE}")
 }
 
-/// Records per SQLite page (about half a megabyte of text) and per PostgreSQL batch.
-const PAGE: i64 = 1000;
+/// Records per SQLite and per PostgreSQL batch.
+const PAGE: usize = 1000;
 
 /// The columns of a record, in [`Stored`]'s order.
 const COLUMNS: &str = "s.session_id, s.operator_id, s.lot_id, sp.code, s.driver, \
@@ -45,96 +51,23 @@ const COLUMNS: &str = "s.session_id, s.operator_id, s.lot_id, sp.code, s.driver,
 const JOINS: &str = "join space sp on sp.space_id = s.space_id \
     left join settlement st on st.session_id = s.session_id";
 
-/// One SQLite page: the records after chain position `$5` up to `$6`, `$7` at most, as one
-/// text, with the page's count and last position. The plan is spelled out so that it does
-/// not depend on whether the connection has statistics: sessions in the chain's order as
-/// the outer loop (`cross join` keeps it outside), the covering index for settlements. Each record is written by one `printf`
-/// (concatenating with `||` copies the record once per operator): the ids and the audit
-/// hash in fixed-width hex; the chain position, instants, currency, amounts and settlement
-/// status each ended by `;`; the texts a driver or an operator chose, and the breakdown,
-/// as `<byte length>:<bytes>`, so no content can pass for a separator. Nulls are `-`
-/// where the schema allows them.
-fn sqlite_page_sql() -> String {
+/// The range's records in chain order, from the first chain position `$5` to the last
+/// `$6` (found with [`bounds_sql`] in the same snapshot, so a narrow range in a long chain
+/// walks only its own stretch). The plan is spelled out so that it does not depend on
+/// whether the connection has statistics: sessions in the chain's order as the outer loop
+/// (`cross join` keeps it outside), the covering index for settlements.
+fn sqlite_sql() -> String {
     format!(
-        "select group_concat(rec, ''), count(*), max(seq) from (\
-         select s.audit_seq as seq, printf('%s%s%s%s%d;%s;%s;%s;%d;%d;%s;%d:%s%d:%s%s%d:%s', \
-         hex(s.session_id), hex(s.operator_id), hex(s.lot_id), hex(s.audit_hash), \
-         s.audit_seq, s.started_at, s.ended_at, s.currency, s.fee_minor, s.tariff_version, \
-         ifnull(st.status, '-'), octet_length(sp.code), sp.code, octet_length(s.driver), s.driver, \
-         ifnull(octet_length(st.reference) || ':' || st.reference, '-'), \
-         octet_length(s.fee_lines), s.fee_lines) as rec \
-         from session s indexed by session_audit_seq_key \
+        "select {COLUMNS} from session s indexed by session_audit_seq_key \
          cross join space sp on sp.space_id = s.space_id \
          left join settlement st indexed by settlement_session_export_idx \
          on st.session_id = s.session_id \
-         where {IN_RANGE} and s.audit_seq > $5 and s.audit_seq <= $6 \
-         order by s.audit_seq limit $7) page"
+         where {IN_RANGE} and s.audit_seq between $5 and $6 order by s.audit_seq"
     )
 }
 
 fn postgres_sql() -> String {
     format!("select {COLUMNS} from session s {JOINS} where {IN_RANGE} order by s.audit_seq")
-}
-
-/// A cursor over a SQLite page (see [`sqlite_page_sql`]).
-struct Page<'a> {
-    text: &'a str,
-}
-
-impl<'a> Page<'a> {
-    fn malformed() -> anyhow::Error {
-        anyhow::anyhow!("an export page is malformed")
-    }
-
-    fn take(&mut self, length: usize) -> anyhow::Result<&'a str> {
-        let value = self.text.get(..length).ok_or_else(Self::malformed)?;
-        self.text = &self.text[length..];
-        Ok(value)
-    }
-
-    /// A field ended by `;`.
-    fn until_semicolon(&mut self) -> anyhow::Result<&'a str> {
-        let (value, rest) = self.text.split_once(';').ok_or_else(Self::malformed)?;
-        self.text = rest;
-        Ok(value)
-    }
-
-    /// A `<byte length>:<bytes>` field, or `-` for null.
-    fn prefixed(&mut self) -> anyhow::Result<Option<&'a str>> {
-        if let Some(rest) = self.text.strip_prefix('-') {
-            self.text = rest;
-            return Ok(None);
-        }
-        let (length, rest) = self.text.split_once(':').ok_or_else(Self::malformed)?;
-        self.text = rest;
-        let length = length.parse().map_err(|_| Self::malformed())?;
-        self.take(length).map(Some)
-    }
-
-    fn record(&mut self) -> anyhow::Result<Stored<'a>> {
-        let id = |hex: &str| Uuid::try_parse(hex);
-        let session_id = id(self.take(32)?)?;
-        let operator_id = id(self.take(32)?)?;
-        let lot_id = id(self.take(32)?)?;
-        let audit_hash = parse_hash(self.take(64)?).ok_or_else(Self::malformed)?;
-        Ok(Stored {
-            session_id,
-            operator_id,
-            lot_id,
-            audit_hash: Some(audit_hash),
-            audit_seq: self.until_semicolon()?.parse()?,
-            started_at: instant(self.until_semicolon()?)?,
-            ended_at: Some(instant(self.until_semicolon()?)?),
-            currency: self.until_semicolon()?,
-            fee_minor: Some(self.until_semicolon()?.parse()?),
-            tariff_version: self.until_semicolon()?.parse()?,
-            settlement_status: Some(self.until_semicolon()?).filter(|s| *s != "-"),
-            space_code: required(self.prefixed()?, "space")?,
-            driver: required(self.prefixed()?, "driver")?,
-            settlement_reference: self.prefixed()?,
-            fee: Some(required(self.prefixed()?, "breakdown")?),
-        })
-    }
 }
 
 fn required<T>(value: Option<T>, name: &str) -> anyhow::Result<T> {
@@ -174,7 +107,7 @@ pub(super) async fn for_each(
     output: &mut Output<'_>,
 ) -> anyhow::Result<()> {
     match db {
-        crate::store::Db::Sqlite(pool) => sqlite_pages(pool, range, output).await,
+        crate::store::Db::Sqlite(pool) => sqlite_rows(pool, range, output).await,
         crate::store::Db::Postgres(pool) => postgres_rows(pool, range, output).await,
     }
 }
@@ -223,145 +156,257 @@ async fn postgres_rows(
     Ok(())
 }
 
-async fn sqlite_pages(
+async fn sqlite_rows(
     pool: &sqlx::SqlitePool,
     range: &Range,
     output: &mut Output<'_>,
 ) -> anyhow::Result<()> {
-    // One read transaction: every page reads the same snapshot.
-    let mut tx = pool.begin().await?;
-    let (first, last, _): (Option<i64>, Option<i64>, i64) =
-        sqlx::query_as(sqlx::AssertSqlSafe(bounds_sql(Backend::Sqlite)))
-            .bind(range.from)
-            .bind(range.to)
-            .bind(range.operator)
-            .bind(range.lot)
-            .fetch_one(&mut *tx)
-            .await?;
+    let path = pool.connect_options().get_filename().to_owned();
+    let (sender, mut batches) = mpsc::channel(2);
+    let reader = {
+        let range = range.clone();
+        tokio::task::spawn_blocking(move || sqlite_read(&path, &range, &sender))
+    };
+    // A batch is encoded while the reader reads the next. Should encoding fail or the
+    // client go away, dropping `batches` stops the reader at its next send.
+    while let Some(batch) = batches.recv().await {
+        output.take(&batch.stored()).await?;
+    }
+    // The reader closed the channel: at the end of the range, or on an error, which must
+    // not pass for a shorter export.
+    reader.await?
+}
+
+/// Reads the range on a connection of its own (a blocking thread's work), sending the
+/// records on in batches; stops early, without error, once nobody receives them.
+fn sqlite_read(path: &Path, range: &Range, batches: &mpsc::Sender<Batch>) -> anyhow::Result<()> {
+    let connection = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.busy_timeout(Duration::from_secs(5))?;
+    // One read transaction: the bounds and the records come from the same snapshot. It is
+    // only read, and rolled back when dropped.
+    let snapshot = connection.unchecked_transaction()?;
+    // Bound as sqlx binds them for the rest of qrpark, so the range means the same here.
+    let instant = |at: DateTime<Utc>| at.to_rfc3339_opts(SecondsFormat::AutoSi, false);
+    let filter = (
+        instant(range.from),
+        instant(range.to),
+        range.operator.as_ref().map(Uuid::as_bytes),
+        range.lot.as_ref().map(Uuid::as_bytes),
+    );
+    let (first, last): (Option<i64>, Option<i64>) =
+        snapshot.query_row(&bounds_sql(Backend::Sqlite), filter.clone(), |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
     let (Some(first), Some(last)) = (first, last) else {
         return Ok(());
     };
-    let sql = sqlite_page_sql();
-    macro_rules! fetch {
-        ($after:expr) => {
-            sqlx::query_as::<_, (Option<String>, i64, Option<i64>)>(sqlx::AssertSqlSafe(
-                sql.clone(),
-            ))
-            .bind(range.from)
-            .bind(range.to)
-            .bind(range.operator)
-            .bind(range.lot)
-            .bind($after)
-            .bind(last)
-            .bind(PAGE)
-            .fetch_one(&mut *tx)
-        };
+    let mut statement = snapshot.prepare(&sqlite_sql())?;
+    let (from, to, operator, lot) = filter;
+    let mut rows = statement.query((from, to, operator, lot, first, last))?;
+    let mut batch = Batch::default();
+    while let Some(row) = rows.next()? {
+        batch.push(row)?;
+        if batch.records.len() == PAGE && batches.blocking_send(batch.take()).is_err() {
+            return Ok(());
+        }
     }
-    let mut next = fetch!(first - 1).await?;
-    loop {
-        let (text, rows, page_last) = next;
-        let more = rows == PAGE && page_last.is_some_and(|seq| seq < last);
-        let encode = async {
-            let records = page_records(text.as_deref().unwrap_or(""), rows)?;
-            output.take(&records).await
-        };
-        let Some(after) = page_last.filter(|_| more) else {
-            encode.await?;
-            break;
-        };
-        // SQLite reads the next page on its worker thread while this one is encoded.
-        let (fetched, encoded) = tokio::join!(fetch!(after), encode);
-        encoded?;
-        next = fetched?;
+    if !batch.records.is_empty() {
+        let _ = batches.blocking_send(batch);
     }
-    tx.rollback().await?;
     Ok(())
 }
 
-/// The records of a SQLite page, in chain order.
-fn page_records(text: &str, rows: i64) -> anyhow::Result<Vec<Stored<'_>>> {
-    let mut page = Page { text };
-    let mut records = Vec::with_capacity(usize::try_from(rows).unwrap_or(0));
-    while !page.text.is_empty() {
-        records.push(page.record()?);
+/// Records read from SQLite, their texts in one buffer: one allocation per batch, not per
+/// value.
+#[derive(Default)]
+struct Batch {
+    texts: String,
+    records: Vec<Read>,
+}
+
+/// A record of a [`Batch`]: typed values, and where its texts are in the batch's buffer.
+struct Read {
+    session_id: Uuid,
+    operator_id: Uuid,
+    lot_id: Uuid,
+    space_code: TextRange,
+    driver: TextRange,
+    started_at: DateTime<Utc>,
+    ended_at: DateTime<Utc>,
+    currency: TextRange,
+    fee_minor: i64,
+    tariff_version: i64,
+    fee: TextRange,
+    settlement_status: Option<TextRange>,
+    settlement_reference: Option<TextRange>,
+    audit_seq: i64,
+    audit_hash: [u8; 32],
+}
+
+type TextRange = std::ops::Range<usize>;
+
+impl Batch {
+    fn take(&mut self) -> Self {
+        std::mem::replace(
+            self,
+            Self {
+                texts: String::with_capacity(self.texts.capacity()),
+                records: Vec::with_capacity(PAGE),
+            },
+        )
     }
-    // A record the schema should have refused (a null where none may be) would be missing
-    // from the text: never export less than the page holds.
-    anyhow::ensure!(
-        i64::try_from(records.len()) == Ok(rows),
-        "an export page holds {} of its {rows} records",
-        records.len()
-    );
-    // SQLite aggregates in the order the ordered subquery yields, which it does not
-    // promise; sorting an already sorted page costs one pass.
-    records.sort_by_key(|record| record.audit_seq);
-    Ok(records)
+
+    /// Reads a row of [`COLUMNS`]. A null where the schema allows none is an error.
+    fn push(&mut self, row: &rusqlite::Row<'_>) -> anyhow::Result<()> {
+        let texts = &mut self.texts;
+        let mut text = |column: usize| -> anyhow::Result<Option<TextRange>> {
+            let value = row.get_ref(column)?;
+            if value == ValueRef::Null {
+                return Ok(None);
+            }
+            let start = texts.len();
+            texts.push_str(value.as_str()?);
+            Ok(Some(start..texts.len()))
+        };
+        let space_code = required(text(3)?, "space")?;
+        let driver = required(text(4)?, "driver")?;
+        let currency = required(text(7)?, "currency")?;
+        let fee = required(text(10)?, "breakdown")?;
+        let settlement_status = text(11)?;
+        let settlement_reference = text(12)?;
+        let id = |column: usize| -> anyhow::Result<Uuid> {
+            Ok(Uuid::from_slice(row.get_ref(column)?.as_blob()?)?)
+        };
+        let at = |column: usize| instant(row.get_ref(column)?.as_str()?);
+        self.records.push(Read {
+            session_id: id(0)?,
+            operator_id: id(1)?,
+            lot_id: id(2)?,
+            space_code,
+            driver,
+            started_at: at(5)?,
+            ended_at: at(6)?,
+            currency,
+            fee_minor: row.get(8)?,
+            tariff_version: row.get(9)?,
+            fee,
+            settlement_status,
+            settlement_reference,
+            audit_seq: row.get(13)?,
+            audit_hash: row.get_ref(14)?.as_blob()?.try_into()?,
+        });
+        Ok(())
+    }
+
+    /// The batch's records as the encoder takes them.
+    fn stored(&self) -> Vec<Stored<'_>> {
+        let text = |range: &TextRange| &self.texts[range.clone()];
+        self.records
+            .iter()
+            .map(|r| Stored {
+                session_id: r.session_id,
+                operator_id: r.operator_id,
+                lot_id: r.lot_id,
+                space_code: text(&r.space_code),
+                driver: text(&r.driver),
+                started_at: r.started_at,
+                ended_at: Some(r.ended_at),
+                currency: text(&r.currency),
+                fee_minor: Some(r.fee_minor),
+                tariff_version: r.tariff_version,
+                fee: Some(text(&r.fee)),
+                settlement_status: r.settlement_status.as_ref().map(text),
+                settlement_reference: r.settlement_reference.as_ref().map(text),
+                audit_seq: r.audit_seq,
+                audit_hash: Some(r.audit_hash),
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A record as SQLite's `printf` writes it.
-    fn sqlite_text(seq: i64, driver: &str, reference: Option<&str>, status: &str) -> String {
-        let prefixed = |t: &str| format!("{}:{t}", t.len());
-        format!(
-            "{}{}{}{}{seq};2026-09-29T02:00:00+00:00;2026-09-29T03:00:00.5+00:00;CNY;1000;2;{status};{}{}{}{}",
-            "0190F0A2B3C47D8E9F00112233445566",
-            "0190F0A2B3C47D8E9F00112233445567",
-            "0190F0A2B3C47D8E9F00112233445568",
-            "AB".repeat(32),
-            prefixed("A-1"),
-            prefixed(driver),
-            reference.map_or("-".to_owned(), prefixed),
-            prefixed(r#"{"total":"10.00"}"#),
-        )
+    /// Reads one row shaped like [`COLUMNS`] into `batch`, from values bound as qrpark
+    /// stores them.
+    fn push(
+        batch: &mut Batch,
+        driver: Option<&str>,
+        reference: Option<&str>,
+        hash: &[u8],
+    ) -> anyhow::Result<()> {
+        let connection = rusqlite::Connection::open_in_memory()?;
+        let mut statement = connection
+            .prepare("select ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15")?;
+        let id = |n: u8| [n; 16];
+        let mut rows = statement.query((
+            id(1),
+            id(2),
+            id(3),
+            "A-1",
+            driver,
+            "2026-09-29T02:00:00+00:00",
+            "2026-09-29T03:00:00.5+00:00",
+            "CNY",
+            1000,
+            2,
+            r#"{"total":"10.00"}"#,
+            reference.map(|_| "settled"),
+            reference,
+            7,
+            hash,
+        ))?;
+        let row = rows.next()?.expect("one row");
+        batch.push(row)
     }
 
     #[test]
-    fn pages_read_back_every_field_whatever_the_texts_hold() {
+    fn batches_read_back_every_field_whatever_the_texts_hold() {
         let driver = "d;1:2-3, \"ü中\"\n";
-        let text = format!(
-            "{}{}",
-            sqlite_text(9, driver, None, "-"),
-            sqlite_text(7, "x", Some("QRP-1;2"), "settled")
-        );
-        let records = page_records(&text, 2).unwrap();
-        // In chain order whatever order the page came in.
-        assert_eq!(records[0].audit_seq, 7);
-        assert_eq!(records[1].audit_seq, 9);
-        let first = &records[1];
+        let mut batch = Batch::default();
+        push(&mut batch, Some(driver), None, &[0xab; 32]).unwrap();
+        push(&mut batch, Some("x"), Some("QRP-1;2"), &[0xcd; 32]).unwrap();
+        let records = batch.stored();
+        let first = &records[0];
         assert_eq!(first.driver, driver);
         assert_eq!(first.settlement_reference, None);
         assert_eq!(first.settlement_status, None);
         assert_eq!(first.space_code, "A-1");
+        assert_eq!(first.currency, "CNY");
         assert_eq!(first.fee, Some(r#"{"total":"10.00"}"#));
         assert_eq!(first.fee_minor, Some(1000));
         assert_eq!(first.tariff_version, 2);
+        assert_eq!(first.audit_seq, 7);
         assert_eq!(first.audit_hash, Some([0xab; 32]));
-        assert_eq!(
-            first.session_id.to_string(),
-            "0190f0a2-b3c4-7d8e-9f00-112233445566"
-        );
+        assert_eq!(first.session_id, Uuid::from_bytes([1; 16]));
+        assert_eq!(first.lot_id, Uuid::from_bytes([3; 16]));
         assert_eq!(
             first.ended_at.unwrap().to_rfc3339(),
             "2026-09-29T03:00:00.500+00:00"
         );
-        assert_eq!(records[0].settlement_reference, Some("QRP-1;2"));
-        assert_eq!(records[0].settlement_status, Some("settled"));
+        // The second record's texts follow the first's in the batch's buffer.
+        assert_eq!(records[1].driver, "x");
+        assert_eq!(records[1].space_code, "A-1");
+        assert_eq!(records[1].settlement_reference, Some("QRP-1;2"));
+        assert_eq!(records[1].settlement_status, Some("settled"));
+        assert_eq!(records[1].audit_hash, Some([0xcd; 32]));
     }
 
     #[test]
-    fn malformed_or_short_pages_are_errors_not_fewer_records() {
-        let good = sqlite_text(1, "d", None, "-");
-        assert!(page_records(&good, 2).is_err(), "a record missing");
+    fn a_value_the_schema_should_have_refused_is_an_error_not_a_record() {
+        let mut batch = Batch::default();
         assert!(
-            page_records(&good[..good.len() - 1], 1).is_err(),
-            "truncated"
+            push(&mut batch, None, None, &[0; 32]).is_err(),
+            "null driver"
         );
-        assert!(page_records(&good.replacen("3:A-1", "9:A-1", 1), 1).is_err());
-        assert!(page_records(&good.replacen("CNY;", "CNY", 1), 1).is_err());
-        assert!(page_records(&good.replacen("0190F0A2", "0190F0AZ", 1), 1).is_err());
-        assert!(page_records("", 0).unwrap().is_empty());
+        assert!(
+            push(&mut batch, Some("d"), None, &[0; 31]).is_err(),
+            "short hash"
+        );
+        assert!(batch.records.is_empty());
     }
 }
