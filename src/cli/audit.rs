@@ -77,13 +77,50 @@ pub async fn export(config: Config, args: ExportArgs) -> anyhow::Result<()> {
         0
     };
     let key = state.keys.signing_key().await?;
+    // Written beside the destination and renamed into place once whole: a failed export
+    // leaves no file that looks like one.
+    let partial = with_suffix(&args.out, ".partial");
+    let written = write_export(&state.db, &range, format, &key, &partial, progress, total).await;
+    if progress {
+        eprintln!();
+    }
+    let (count, head) = written.inspect_err(|_| {
+        let _ = std::fs::remove_file(&partial);
+    })?;
+    if format == Format::Csv {
+        let checkpoint = export::checkpoint(format, &range, count, &head, &key);
+        let path = checkpoint_path(&args.out);
+        std::fs::write(&path, format!("{}\n", canonical_json(&checkpoint)))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    std::fs::rename(&partial, &args.out)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    println!(
+        "{}: {count} records, chain head {}",
+        args.out.display(),
+        crate::domain::audit::hex(&head)
+    );
+    state.db.close().await;
+    Ok(())
+}
+
+/// Writes the export (and a JSONL export's checkpoint line) to `path`; the count and the
+/// chain head.
+async fn write_export(
+    db: &crate::store::Db,
+    range: &Range,
+    format: Format,
+    key: &crate::domain::qr_token::QrSigningKey,
+    path: &std::path::Path,
+    progress: bool,
+    total: i64,
+) -> anyhow::Result<(u64, [u8; 32])> {
     let mut file = std::io::BufWriter::new(
-        std::fs::File::create(&args.out)
-            .with_context(|| format!("cannot create {}", args.out.display()))?,
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
     );
     let (sender, mut receiver) = mpsc::channel::<Vec<u8>>(8);
     let producer = {
-        let db = state.db.clone();
+        let db = db.clone();
         let range = range.clone();
         tokio::spawn(async move { export::produce(&db, &range, format, &sender).await })
     };
@@ -97,32 +134,21 @@ pub async fn export(config: Config, args: ExportArgs) -> anyhow::Result<()> {
         }
     }
     let (count, head) = producer.await??;
-    let checkpoint = export::checkpoint(format, &range, count, &head, &key);
-    let line = format!("{}\n", canonical_json(&checkpoint));
-    match format {
-        Format::Jsonl => file.write_all(line.as_bytes())?,
-        Format::Csv => {
-            let path = checkpoint_path(&args.out);
-            std::fs::write(&path, &line)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-        }
+    if format == Format::Jsonl {
+        let checkpoint = export::checkpoint(format, range, count, &head, key);
+        file.write_all(format!("{}\n", canonical_json(&checkpoint)).as_bytes())?;
     }
-    file.flush()?;
-    if progress {
-        eprintln!();
-    }
-    println!(
-        "{}: {count} records, chain head {}",
-        args.out.display(),
-        crate::domain::audit::hex(&head)
-    );
-    state.db.close().await;
-    Ok(())
+    file.into_inner()?.sync_all()?;
+    Ok((count, head))
 }
 
 fn checkpoint_path(file: &std::path::Path) -> PathBuf {
+    with_suffix(file, ".checkpoint.json")
+}
+
+fn with_suffix(file: &std::path::Path, suffix: &str) -> PathBuf {
     let mut name = file.as_os_str().to_owned();
-    name.push(".checkpoint.json");
+    name.push(suffix);
     PathBuf::from(name)
 }
 

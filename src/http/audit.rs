@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt as _, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use utoipa::{IntoParams, ToSchema};
@@ -121,25 +121,33 @@ pub async fn sessions(
     tracing::info!(auditor = %auditor.subject, from = %range.from, to = %range.to, "audit export");
     let (sender, receiver) = mpsc::channel::<Vec<u8>>(8);
     let db = state.db.clone();
-    tokio::spawn(async move {
-        match export::produce(&db, &range, format, &sender).await {
-            Ok((count, head)) => {
-                if format == Format::Jsonl {
-                    let checkpoint = export::checkpoint(format, &range, count, &head, &key);
-                    let line = format!("{}\n", crate::domain::audit::canonical_json(&checkpoint));
-                    let _ = sender.send(line.into_bytes()).await;
-                }
-            }
-            // The body ends without its checkpoint: a verifier will say so.
-            Err(error) => tracing::error!(?error, "audit export failed midway"),
+    let exported = tokio::spawn(async move {
+        let (count, head) = export::produce(&db, &range, format, &sender)
+            .await
+            .inspect_err(|error| tracing::error!(?error, "audit export failed midway"))?;
+        if format == Format::Jsonl {
+            let checkpoint = export::checkpoint(format, &range, count, &head, &key);
+            let line = format!("{}\n", crate::domain::audit::canonical_json(&checkpoint));
+            let _ = sender.send(line.into_bytes()).await;
         }
+        anyhow::Ok(())
     });
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+    // The chunks as they come; then, if the export failed midway, an error that breaks the
+    // response off (no closing chunk), so a client never takes a cut-off export for whole.
+    let chunks = futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver
             .recv()
             .await
             .map(|chunk| (Ok::<_, std::io::Error>(chunk), receiver))
     });
+    let outcome = futures_util::stream::once(async move {
+        match exported.await {
+            Ok(Ok(())) => None,
+            _ => Some(Err(std::io::Error::other("the export failed midway"))),
+        }
+    })
+    .filter_map(std::future::ready);
+    let stream = chunks.chain(outcome);
     let content_type = match format {
         Format::Csv => "text/csv; charset=utf-8",
         Format::Jsonl => "application/x-ndjson",

@@ -135,6 +135,23 @@ impl Db {
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options)
                     .await?;
+                // Sessions and payments must outlive the process, and the export reads the
+                // file: SQLite itself says whether there is one, however the URL spelled it.
+                let file: String =
+                    sqlx::query_scalar("select file from pragma_database_list where name = 'main'")
+                        .fetch_one(&pool)
+                        .await?;
+                if file.is_empty() {
+                    pool.close().await;
+                    return Err(sqlx::Error::Configuration(
+                        format!(
+                            "{} names no database file (in memory or temporary): qrpark \
+                             would lose every session when it stops",
+                            crate::config::redact_url(url)
+                        )
+                        .into(),
+                    ));
+                }
                 Ok(Self::Sqlite(pool))
             }
             Some(Backend::Postgres) => {
@@ -194,5 +211,31 @@ impl Db {
     /// Closes every connection; SQLite checkpoints its WAL on the last close.
     pub async fn close(&self) {
         on_db!(self, pool => pool.close().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Db;
+
+    #[tokio::test]
+    async fn sqlite_without_a_database_file_is_refused() {
+        for url in [
+            "sqlite::memory:",
+            "sqlite://%3Amemory%3A",
+            "sqlite://x.db?mode=memory",
+            "sqlite:",
+        ] {
+            let Err(error) = Db::connect(url, 1).await else {
+                panic!("{url} was accepted");
+            };
+            let error = error.to_string();
+            assert!(error.contains("names no database file"), "{url}: {error}");
+        }
+        let dir = std::env::temp_dir().join(format!("qrpark-store-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("q.db").display());
+        Db::connect(&url, 1).await.unwrap().close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -516,6 +516,14 @@ async fn large_exports_page_through_every_record_in_chain_order(app: TestApp) {
     let other = uuid::Uuid::now_v7();
     let none = export(&app, FROM, &format!("{TO}&lot={other}"), "jsonl").await;
     assert_eq!(none.lines().count(), 1, "only the checkpoint");
+    let operator = last["operator_id"].as_str().unwrap();
+    let by_operator = export(&app, FROM, &format!("{TO}&operator={operator}"), "jsonl").await;
+    assert!(
+        records_of(&by_operator) == records_of(&jsonl),
+        "the operator holds every record"
+    );
+    let none = export(&app, FROM, &format!("{TO}&operator={other}"), "jsonl").await;
+    assert_eq!(none.lines().count(), 1, "only the checkpoint");
 
     // The schema keeps every stopped session in the chain, once.
     assert!(
@@ -528,6 +536,64 @@ async fn large_exports_page_through_every_record_in_chain_order(app: TestApp) {
             .await
             .is_err()
     );
+
+    // The command line writes the same export (SQLite: its URL is a file to hand over).
+    let cli = matches!(app.db, qrpark::store::Db::Sqlite(_)).then(TempDir::new);
+    let cli_export = |dir: &TempDir| {
+        let out = dir.0.join("export.jsonl");
+        let run = Command::new(env!("CARGO_BIN_EXE_qrpark"))
+            .args(["export", "--from", FROM, "--to", TO, "--out"])
+            .arg(&out)
+            .env("QRPARK_DATABASE_URL", &app.state.config.database_url)
+            .output()
+            .unwrap();
+        (run, out)
+    };
+    if let Some(dir) = &cli {
+        let (run, out) = cli_export(dir);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert!(
+            std::fs::read_to_string(&out).unwrap() == jsonl,
+            "the API's bytes"
+        );
+    }
+
+    // An export that fails midway (here at a record it cannot write, past two thousand
+    // sent) breaks the response off: no client takes what it got for a whole export.
+    app.execute(
+        "update session set currency = 'ZZZ' where audit_seq = (select max(audit_seq) from session)",
+    )
+    .await;
+    for format in ["csv", "jsonl"] {
+        let broken = app
+            .client
+            .get(format!(
+                "{}/v1/audit/sessions?from={FROM}&to={TO}&format={format}",
+                app.base
+            ))
+            .bearer_auth(auditor(&app))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(broken.status(), StatusCode::OK, "streaming had begun");
+        assert!(
+            broken.bytes().await.is_err(),
+            "{format}: the body breaks off"
+        );
+    }
+    // And the command line fails, leaving no file that looks like an export.
+    if let Some(dir) = &cli {
+        let _ = std::fs::remove_file(dir.0.join("export.jsonl"));
+        let (run, out) = cli_export(dir);
+        assert!(!run.status.success());
+        assert!(String::from_utf8_lossy(&run.stderr).contains("ZZZ"));
+        let left: Vec<_> = std::fs::read_dir(&dir.0).unwrap().collect();
+        assert!(left.is_empty() && !out.exists(), "{left:?}");
+    }
 }
 
 /// A stop stores its breakdown canonical, so the `session.stopped` event's `fee_sha256` is

@@ -162,13 +162,17 @@ async fn sqlite_rows(
     output: &mut Output<'_>,
 ) -> anyhow::Result<()> {
     let path = pool.connect_options().get_filename().to_owned();
+    let connection = tokio::task::spawn_blocking(move || sqlite_open(&path)).await??;
+    // However this function ends (an encoding error, the client gone, the whole export
+    // dropped), the read stops at once, not at its next batch: a narrow filter may walk
+    // a long stretch of the chain between two batches.
+    let _stop = Interrupt(connection.get_interrupt_handle());
     let (sender, mut batches) = mpsc::channel(2);
     let reader = {
         let range = range.clone();
-        tokio::task::spawn_blocking(move || sqlite_read(&path, &range, &sender))
+        tokio::task::spawn_blocking(move || sqlite_read(&connection, &range, &sender))
     };
-    // A batch is encoded while the reader reads the next. Should encoding fail or the
-    // client go away, dropping `batches` stops the reader at its next send.
+    // A batch is encoded while the reader reads the next.
     while let Some(batch) = batches.recv().await {
         output.take(&batch.stored()).await?;
     }
@@ -177,14 +181,32 @@ async fn sqlite_rows(
     reader.await?
 }
 
-/// Reads the range on a connection of its own (a blocking thread's work), sending the
-/// records on in batches; stops early, without error, once nobody receives them.
-fn sqlite_read(path: &Path, range: &Range, batches: &mpsc::Sender<Batch>) -> anyhow::Result<()> {
+/// Interrupts the export's SQLite statement when dropped (a no-op once it has finished).
+struct Interrupt(rusqlite::InterruptHandle);
+
+impl Drop for Interrupt {
+    fn drop(&mut self) {
+        self.0.interrupt();
+    }
+}
+
+/// The export's own connection to the database file: read-only, outside the pool.
+fn sqlite_open(path: &Path) -> anyhow::Result<rusqlite::Connection> {
     let connection = rusqlite::Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     connection.busy_timeout(Duration::from_secs(5))?;
+    Ok(connection)
+}
+
+/// Reads the range (a blocking thread's work), sending the records on in batches; stops
+/// early, without error, once nobody receives them.
+fn sqlite_read(
+    connection: &rusqlite::Connection,
+    range: &Range,
+    batches: &mpsc::Sender<Batch>,
+) -> anyhow::Result<()> {
     // One read transaction: the bounds and the records come from the same snapshot. It is
     // only read, and rolled back when dropped.
     let snapshot = connection.unchecked_transaction()?;
