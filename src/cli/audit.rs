@@ -69,19 +69,20 @@ pub async fn export(config: Config, args: ExportArgs) -> anyhow::Result<()> {
         operator: args.operator,
         lot: args.lot,
     };
-    // A progress line on a terminal; nothing when stderr is piped (and no count to make).
-    let progress = std::io::stderr().is_terminal();
-    let total = if progress {
-        export::count(&state.db, &range).await?
+    // A progress bar on a terminal; nothing when stderr is piped (and no count to make).
+    let progress = if std::io::stderr().is_terminal() {
+        let total = export::count(&state.db, &range).await?;
+        Some(Progress::new(format, u64::try_from(total)?))
     } else {
-        0
+        None
     };
+    let shown = progress.is_some();
     let key = state.keys.signing_key().await?;
     // Written beside the destination and renamed into place once whole: a failed export
     // leaves no file that looks like one.
     let partial = with_suffix(&args.out, ".partial");
-    let written = write_export(&state.db, &range, format, &key, &partial, progress, total).await;
-    if progress {
+    let written = write_export(&state.db, &range, format, &key, &partial, progress).await;
+    if shown {
         eprintln!();
     }
     let (count, head) = written.inspect_err(|_| {
@@ -112,8 +113,7 @@ async fn write_export(
     format: Format,
     key: &crate::domain::qr_token::QrSigningKey,
     path: &std::path::Path,
-    progress: bool,
-    total: i64,
+    mut progress: Option<Progress>,
 ) -> anyhow::Result<(u64, [u8; 32])> {
     let mut file = std::io::BufWriter::new(
         std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
@@ -124,22 +124,90 @@ async fn write_export(
         let range = range.clone();
         tokio::spawn(async move { export::produce(&db, &range, format, &sender).await })
     };
-    let mut written = 0usize;
     while let Some(chunk) = receiver.recv().await {
-        written += chunk.iter().filter(|b| **b == b'\n').count();
         file.write_all(&chunk)?;
-        if progress {
-            let done = written.saturating_sub(usize::from(format == Format::Csv));
-            eprint!("\rexporting: {done} / {total} records");
+        if let Some(progress) = &mut progress {
+            progress.advance(&chunk);
         }
     }
     let (count, head) = producer.await??;
+    if let Some(progress) = &mut progress {
+        progress.draw();
+    }
     if format == Format::Jsonl {
         let checkpoint = export::checkpoint(format, range, count, &head, key);
         file.write_all(format!("{}\n", canonical_json(&checkpoint)).as_bytes())?;
     }
     file.into_inner()?.sync_all()?;
     Ok((count, head))
+}
+
+/// The export's progress on stderr: a bar, a percentage and the records written, redrawn
+/// at most ten times a second.
+struct Progress {
+    format: Format,
+    /// The range's records when the export began (more may stop while it runs).
+    total: u64,
+    /// Lines seen so far, the CSV header included.
+    lines: u64,
+    /// Inside a quoted CSV field, where a line break does not end the record.
+    quoted: bool,
+    drawn: Option<std::time::Instant>,
+}
+
+impl Progress {
+    fn new(format: Format, total: u64) -> Self {
+        Self {
+            format,
+            total,
+            lines: 0,
+            quoted: false,
+            drawn: None,
+        }
+    }
+
+    /// Takes a chunk as it is written.
+    fn advance(&mut self, chunk: &[u8]) {
+        for byte in chunk {
+            match byte {
+                // A CSV field's quotes come in pairs, `""` inside one included.
+                b'"' if self.format == Format::Csv => self.quoted = !self.quoted,
+                b'\n' if !self.quoted => self.lines += 1,
+                _ => {}
+            }
+        }
+        if self
+            .drawn
+            .is_none_or(|at| at.elapsed() >= std::time::Duration::from_millis(100))
+        {
+            self.draw();
+        }
+    }
+
+    /// The records written: the lines, less a CSV file's header.
+    fn records(&self) -> u64 {
+        self.lines
+            .saturating_sub(u64::from(self.format == Format::Csv))
+    }
+
+    fn draw(&mut self) {
+        eprint!("\r{}", bar(self.records(), self.total));
+        self.drawn = Some(std::time::Instant::now());
+    }
+}
+
+/// `exporting [#######-------] 50%  500 / 1000 records`
+fn bar(done: u64, total: u64) -> String {
+    const WIDTH: u64 = 30;
+    let total = total.max(done);
+    // An empty range is done.
+    let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
+    let percent = (done * 100).checked_div(total).unwrap_or(100);
+    format!(
+        "exporting [{}{}] {percent:>3}%  {done} / {total} records",
+        "#".repeat(filled as usize),
+        "-".repeat((WIDTH - filled) as usize),
+    )
 }
 
 fn checkpoint_path(file: &std::path::Path) -> PathBuf {
@@ -251,5 +319,39 @@ pub async fn run(config: Config, command: AuditCommand) -> anyhow::Result<()> {
                 Err(problem) => bail!("{}: NOT intact: {problem}", file.display()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_counts_csv_records_not_lines() {
+        let mut progress = Progress::new(Format::Csv, 3);
+        progress.advance(b"session_id,driver\n1,\"two\nlines, \"\"quoted\"\"\"\n");
+        assert_eq!(progress.records(), 1);
+        // A chunk may end inside a quoted field; the count picks up where it left off.
+        progress.advance(b"2,\"a\n");
+        progress.advance(b"b\"\n3,plain\n");
+        assert_eq!(progress.records(), 3);
+
+        let mut progress = Progress::new(Format::Jsonl, 2);
+        progress.advance(b"{\"driver\":\"a\\nb \\\"q\"}\n{\"driver\":\"\\\"\"}\n");
+        assert_eq!(progress.records(), 2);
+    }
+
+    #[test]
+    fn the_bar_fills_with_the_share_written() {
+        assert_eq!(
+            bar(500, 1000),
+            "exporting [###############---------------]  50%  500 / 1000 records"
+        );
+        assert!(
+            bar(0, 0).contains("100%  0 / 0 records"),
+            "an empty range is done"
+        );
+        // Sessions that stopped after the count was made: never past 100%.
+        assert!(bar(12, 10).contains("100%  12 / 12 records"));
     }
 }
