@@ -5,7 +5,7 @@
 //! sessions are seeded with SQL, as qrpark writes them: time-ordered (v7) ids, one
 //! settlement each, statistics gathered; then one export of the whole range is streamed
 //! into a counting sink, as `GET /v1/audit/sessions` streams it to a client.
-//! Run: `cargo bench --bench export`.
+//! Run: `cargo bench --bench export` (`QRPARK_BENCH_SKIP_SQLITE=1`: PostgreSQL only).
 
 use std::str::FromStr;
 use std::time::Instant;
@@ -173,7 +173,9 @@ fn main() {
         let dir = std::env::temp_dir().join(format!("qrpark-export-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}", dir.join("bench.db").display());
-        run("sqlite", Db::connect(&url, 4).await.unwrap(), sessions).await;
+        if std::env::var_os("QRPARK_BENCH_SKIP_SQLITE").is_none() {
+            run("sqlite", Db::connect(&url, 4).await.unwrap(), sessions).await;
+        }
         if std::env::var_os("QRPARK_BENCH_KEEP").is_none() {
             let _ = std::fs::remove_dir_all(&dir);
         } else {

@@ -495,7 +495,35 @@ async fn large_exports_page_through_every_record_in_chain_order(app: TestApp) {
     assert_eq!(last["settlement_reference"], Value::Null);
     assert_eq!(last["fee"], records[0]["fee"]);
     assert_eq!(last["audit_hash"].as_str().unwrap().len(), 64);
-    assert!(records[0]["settlement_reference"].is_string());
+    // Every settlement beside its own session, whichever way the backend joins them.
+    let settlements: Vec<(uuid::Uuid, String)> = match &app.db {
+        qrpark::store::Db::Sqlite(pool) => {
+            sqlx::query_as("select session_id, reference from settlement")
+                .fetch_all(pool)
+                .await
+        }
+        qrpark::store::Db::Postgres(pool) => {
+            sqlx::query_as("select session_id, reference from settlement")
+                .fetch_all(pool)
+                .await
+        }
+    }
+    .unwrap();
+    let exported: std::collections::BTreeMap<String, String> = records
+        .iter()
+        .filter_map(|r| {
+            let reference = r["settlement_reference"].as_str()?;
+            Some((r["session_id"].as_str()?.to_owned(), reference.to_owned()))
+        })
+        .collect();
+    assert_eq!(exported.len(), 3);
+    assert_eq!(
+        exported,
+        settlements
+            .into_iter()
+            .map(|(id, reference)| (id.to_string(), reference))
+            .collect()
+    );
 
     let csv = export(&app, FROM, TO, "csv").await;
     assert_eq!(verified_csv(&app, &csv, &keys).await, total as u64);
@@ -536,6 +564,21 @@ async fn large_exports_page_through_every_record_in_chain_order(app: TestApp) {
             .await
             .is_err()
     );
+    if matches!(app.db, qrpark::store::Db::Postgres(_)) {
+        // A settlement's copy of its session's chain place (what the export joins on) can
+        // neither point elsewhere nor be left behind by its session.
+        for sql in [
+            "update settlement set session_audit_seq = 1000001",
+            "update session set audit_seq = audit_seq + 5000 where session_id in \
+             (select session_id from settlement)",
+        ] {
+            let refused = app.try_execute(sql).await.unwrap_err().to_string();
+            assert!(
+                refused.contains("settlement_session_chain_place_fkey"),
+                "{sql}: {refused}"
+            );
+        }
+    }
 
     // The command line writes the same export (SQLite: its URL is a file to hand over).
     let cli = matches!(app.db, qrpark::store::Db::Sqlite(_)).then(TempDir::new);

@@ -48,26 +48,33 @@ const COLUMNS: &str = "s.session_id, s.operator_id, s.lot_id, sp.code, s.driver,
     s.started_at, s.ended_at, s.currency, s.fee_minor, s.tariff_version, s.fee_lines, \
     st.status, st.reference, s.audit_seq, s.audit_hash";
 
-const JOINS: &str = "join space sp on sp.space_id = s.space_id \
-    left join settlement st on st.session_id = s.session_id";
-
 /// The range's records in chain order, from the first chain position `$5` to the last
 /// `$6` (found with [`bounds_sql`] in the same snapshot, so a narrow range in a long chain
-/// walks only its own stretch). The plan is spelled out so that it does not depend on
-/// whether the connection has statistics: sessions in the chain's order as the outer loop
-/// (`cross join` keeps it outside), the covering index for settlements.
-fn sqlite_sql() -> String {
+/// walks only its own stretch). The plans are spelled out where the backend allows:
+/// - SQLite: sessions in the chain's order as the outer loop (`indexed by`; `cross join`
+///   keeps it outside), each settlement through the covering index on its session.
+/// - PostgreSQL: settlements in the same order as sessions, through the covering index on
+///   the session's chain place each settlement carries, so the two are merge-joined side
+///   by side rather than looked up one by one (migration 0007).
+fn records_sql(backend: Backend) -> String {
+    let (session, space, settlement) = match backend {
+        Backend::Sqlite => (
+            "session s indexed by session_audit_seq_key",
+            "cross join space sp",
+            "left join settlement st indexed by settlement_session_export_idx \
+             on st.session_id = s.session_id",
+        ),
+        Backend::Postgres => (
+            "session s",
+            "join space sp",
+            "left join settlement st on st.session_audit_seq = s.audit_seq \
+             and st.session_audit_seq between $5 and $6",
+        ),
+    };
     format!(
-        "select {COLUMNS} from session s indexed by session_audit_seq_key \
-         cross join space sp on sp.space_id = s.space_id \
-         left join settlement st indexed by settlement_session_export_idx \
-         on st.session_id = s.session_id \
+        "select {COLUMNS} from {session} {space} on sp.space_id = s.space_id {settlement} \
          where {IN_RANGE} and s.audit_seq between $5 and $6 order by s.audit_seq"
     )
-}
-
-fn postgres_sql() -> String {
-    format!("select {COLUMNS} from session s {JOINS} where {IN_RANGE} order by s.audit_seq")
 }
 
 fn required<T>(value: Option<T>, name: &str) -> anyhow::Result<T> {
@@ -117,20 +124,36 @@ async fn postgres_rows(
     range: &Range,
     output: &mut Output<'_>,
 ) -> anyhow::Result<()> {
+    // One snapshot for the bounds and the records.
+    let mut tx = pool
+        .begin_with("begin isolation level repeatable read, read only")
+        .await?;
+    // Compiling the plan costs more than a streamed walk gains from it.
+    sqlx::query("set local jit = off").execute(&mut *tx).await?;
+    let (first, last, _): (Option<i64>, Option<i64>, i64) =
+        sqlx::query_as(sqlx::AssertSqlSafe(bounds_sql(Backend::Postgres)))
+            .bind(range.from)
+            .bind(range.to)
+            .bind(range.operator)
+            .bind(range.lot)
+            .fetch_one(&mut *tx)
+            .await?;
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok(());
+    };
     // A cursor: PostgreSQL plans it to start streaming at once (walking the chain's index)
     // rather than to sort the whole range first, and its batches let the server read the
     // next one while this process encodes.
-    let mut tx = pool.begin().await?;
-    // Compiling the plan costs more than a streamed walk gains from it.
-    sqlx::query("set local jit = off").execute(&mut *tx).await?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "declare export no scroll cursor for {}",
-        postgres_sql()
+        records_sql(Backend::Postgres)
     )))
     .bind(range.from)
     .bind(range.to)
     .bind(range.operator)
     .bind(range.lot)
+    .bind(first)
+    .bind(last)
     .execute(&mut *tx)
     .await?;
     let fetch = format!("fetch forward {PAGE} from export");
@@ -225,7 +248,7 @@ fn sqlite_read(
     let (Some(first), Some(last)) = (first, last) else {
         return Ok(());
     };
-    let mut statement = snapshot.prepare(&sqlite_sql())?;
+    let mut statement = snapshot.prepare(&records_sql(Backend::Sqlite))?;
     let (from, to, operator, lot) = filter;
     let mut rows = statement.query((from, to, operator, lot, first, last))?;
     let mut batch = Batch::default();
