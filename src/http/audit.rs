@@ -124,7 +124,14 @@ pub async fn sessions(
     let exported = tokio::spawn(async move {
         let (count, head) = export::produce(&db, &range, format, &sender)
             .await
-            .inspect_err(|error| tracing::error!(?error, "audit export failed midway"))?;
+            .inspect_err(|error| {
+                // A client that hangs up is no fault of the server's.
+                if sender.is_closed() {
+                    tracing::info!("audit export abandoned by its client");
+                } else {
+                    tracing::error!(?error, "audit export failed midway");
+                }
+            })?;
         if format == Format::Jsonl {
             let checkpoint = export::checkpoint(format, &range, count, &head, &key);
             let line = format!("{}\n", crate::domain::audit::canonical_json(&checkpoint));
