@@ -170,17 +170,6 @@ impl Config {
                 reason: "must start with sqlite:// or postgres:// (or postgresql://)".into(),
             });
         }
-        // Sessions and payments must outlive the process; the export also reads the file.
-        if backend == Some(Backend::Sqlite)
-            && (self.database_url.contains(":memory:") || self.database_url.contains("mode=memory"))
-        {
-            return Err(ConfigError::Invalid {
-                setting: "database_url",
-                reason: "must name a database file: an in-memory SQLite database loses \
-                         every session when qrpark stops"
-                    .into(),
-            });
-        }
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -351,26 +340,5 @@ mod tests {
         assert_eq!(Backend::of("sqlite://x.db"), Some(Backend::Sqlite));
         assert_eq!(Backend::of("postgresql://h/db"), Some(Backend::Postgres));
         assert_eq!(Backend::of("mysql://h/db"), None);
-    }
-
-    #[test]
-    fn an_in_memory_database_is_refused() {
-        for url in [
-            "sqlite::memory:",
-            "sqlite://:memory:",
-            "sqlite://x.db?mode=memory",
-        ] {
-            let config = Config {
-                database_url: url.into(),
-                ..Config::default()
-            };
-            let error = config.validate().unwrap_err().to_string();
-            assert!(error.contains("database file"), "{url}: {error}");
-        }
-        let config = Config {
-            database_url: "sqlite://data/qrpark.db?mode=rwc".into(),
-            ..Config::default()
-        };
-        assert!(config.validate().is_ok());
     }
 }
