@@ -10,8 +10,8 @@
 use std::str::FromStr;
 use std::time::Instant;
 
-use chrono::{DateTime, Utc};
 use qrpark::audit::export::{self, Format, Range};
+use qrpark::domain::qr_token::QrSigningKey;
 use qrpark::store::Db;
 use tokio::sync::mpsc;
 
@@ -29,15 +29,14 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-async fn seed(db: &Db, sessions: i64) {
-    let now: DateTime<Utc> = "2026-09-29T02:00:00Z".parse().unwrap();
+/// Seeds the sessions; the key that signs the exports' checkpoints.
+async fn seed(db: &Db, sessions: i64) -> QrSigningKey {
     let config = qrpark::config::Config {
         database_url: String::new(),
         ..Default::default()
     };
     let state = qrpark::cli::serve::state(config, db.clone()).await.unwrap();
     let seeded = qrpark::cli::demo::seed(&state).await.unwrap();
-    let _ = now;
     let fee = r#"{"currency":"CNY","lines":[{"amount":"25.00","charged":"25.00","from":"2026-09-29T10:00:00+08:00","increments":8,"rule":"daytime","to":"2026-09-29T12:00:00+08:00"}],"tariff_version":1,"total":"25.00"}"#;
     match db {
         Db::Sqlite(pool) => {
@@ -59,14 +58,10 @@ async fn seed(db: &Db, sessions: i64) {
                 .execute(pool)
                 .await
                 .unwrap();
-            // Every stopped session has its settlement, as a real stop writes it.
-            sqlx::query(
-                "insert into settlement (settlement_id, session_id, reference, driver, \
-                 operator_id, currency, amount_minor, status, created_at, updated_at, settled_at) \
-                 select randomblob(16), session_id, 'QP-' || hex(randomblob(8)), driver, \
-                 operator_id, currency, fee_minor, 'settled', ended_at, ended_at, ended_at \
-                 from session where status = 'stopped'",
-            )
+            sqlx::query(sqlx::AssertSqlSafe(settlements_sql(
+                "randomblob(16)",
+                "'QP-' || hex(randomblob(8))",
+            )))
             .execute(pool)
             .await
             .unwrap();
@@ -96,13 +91,10 @@ async fn seed(db: &Db, sessions: i64) {
                 .execute(pool)
                 .await
                 .unwrap();
-            sqlx::query(
-                "insert into settlement (settlement_id, session_id, reference, driver, \
-                 operator_id, currency, amount_minor, status, created_at, updated_at, settled_at) \
-                 select gen_random_uuid(), session_id, 'QP-' || md5(session_id::text), driver, \
-                 operator_id, currency, fee_minor, 'settled', ended_at, ended_at, ended_at \
-                 from session where status = 'stopped'",
-            )
+            sqlx::query(sqlx::AssertSqlSafe(settlements_sql(
+                "gen_random_uuid()",
+                "'QP-' || md5(session_id::text)",
+            )))
             .execute(pool)
             .await
             .unwrap();
@@ -114,12 +106,24 @@ async fn seed(db: &Db, sessions: i64) {
             let _ = sqlx::query("checkpoint").execute(pool).await;
         }
     }
+    state.keys.signing_key().await.unwrap()
+}
+
+/// Every stopped session's settlement, as a real stop writes it (`id` and `reference`: the
+/// backend's expressions for a fresh id and a unique reference).
+fn settlements_sql(id: &str, reference: &str) -> String {
+    format!(
+        "insert into settlement (settlement_id, session_id, reference, driver, operator_id, \
+         currency, amount_minor, status, created_at, updated_at, settled_at) \
+         select {id}, session_id, {reference}, driver, operator_id, currency, fee_minor, \
+         'settled', ended_at, ended_at, ended_at from session where status = 'stopped'"
+    )
 }
 
 async fn run(name: &str, db: Db, sessions: i64) {
     db.migrate().await.unwrap();
     let seeding = Instant::now();
-    seed(&db, sessions).await;
+    let key = seed(&db, sessions).await;
     eprintln!(
         "{name}: seeded {sessions} sessions in {:.1} s",
         seeding.elapsed().as_secs_f64()
@@ -135,16 +139,15 @@ async fn run(name: &str, db: Db, sessions: i64) {
     let formats = [Format::Jsonl, Format::Csv];
     for format in formats.iter().cycle().take(6).copied() {
         let before = peak_rss_mib();
-        let (sender, mut receiver) = mpsc::channel::<Vec<u8>>(8);
+        let (sender, mut receiver) = mpsc::channel::<export::Chunk>(8);
         let started = Instant::now();
         let producer = {
-            let db = db.clone();
-            let range = range.clone();
-            tokio::spawn(async move { export::produce(&db, &range, format, &sender).await })
+            let (db, range, key) = (db.clone(), range.clone(), key.clone());
+            tokio::spawn(async move { export::produce(&db, &range, format, &key, &sender).await })
         };
         let mut bytes = 0usize;
         while let Some(chunk) = receiver.recv().await {
-            bytes += chunk.len();
+            bytes += chunk.bytes.len();
         }
         let (count, _) = producer.await.unwrap().unwrap();
         let seconds = started.elapsed().as_secs_f64();

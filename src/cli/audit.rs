@@ -72,7 +72,7 @@ pub async fn export(config: Config, args: ExportArgs) -> anyhow::Result<()> {
     // A progress bar on a terminal; nothing when stderr is piped (and no count to make).
     let progress = if std::io::stderr().is_terminal() {
         let total = export::count(&state.db, &range).await?;
-        Some(Progress::new(format, u64::try_from(total)?))
+        Some(Progress::new(u64::try_from(total)?))
     } else {
         None
     };
@@ -105,8 +105,8 @@ pub async fn export(config: Config, args: ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes the export (and a JSONL export's checkpoint line) to `path`; the count and the
-/// chain head.
+/// Writes the export (a JSONL export closed by its checkpoint line) to `path`; the count
+/// and the chain head.
 async fn write_export(
     db: &crate::store::Db,
     range: &Range,
@@ -118,25 +118,20 @@ async fn write_export(
     let mut file = std::io::BufWriter::new(
         std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
     );
-    let (sender, mut receiver) = mpsc::channel::<Vec<u8>>(8);
+    let (sender, mut receiver) = mpsc::channel::<export::Chunk>(8);
     let producer = {
-        let db = db.clone();
-        let range = range.clone();
-        tokio::spawn(async move { export::produce(&db, &range, format, &sender).await })
+        let (db, range, key) = (db.clone(), range.clone(), key.clone());
+        tokio::spawn(async move { export::produce(&db, &range, format, &key, &sender).await })
     };
     while let Some(chunk) = receiver.recv().await {
-        file.write_all(&chunk)?;
+        file.write_all(&chunk.bytes)?;
         if let Some(progress) = &mut progress {
-            progress.advance(&chunk);
+            progress.advance(chunk.records);
         }
     }
     let (count, head) = producer.await??;
     if let Some(progress) = &mut progress {
         progress.draw();
-    }
-    if format == Format::Jsonl {
-        let checkpoint = export::checkpoint(format, range, count, &head, key);
-        file.write_all(format!("{}\n", canonical_json(&checkpoint)).as_bytes())?;
     }
     file.into_inner()?.sync_all()?;
     Ok((count, head))
@@ -145,37 +140,25 @@ async fn write_export(
 /// The export's progress on stderr: a bar, a percentage and the records written, redrawn
 /// at most ten times a second.
 struct Progress {
-    format: Format,
     /// The range's records when the export began (more may stop while it runs).
     total: u64,
-    /// Lines seen so far, the CSV header included.
-    lines: u64,
-    /// Inside a quoted CSV field, where a line break does not end the record.
-    quoted: bool,
+    /// The records written so far.
+    done: u64,
     drawn: Option<std::time::Instant>,
 }
 
 impl Progress {
-    fn new(format: Format, total: u64) -> Self {
+    fn new(total: u64) -> Self {
         Self {
-            format,
             total,
-            lines: 0,
-            quoted: false,
+            done: 0,
             drawn: None,
         }
     }
 
-    /// Takes a chunk as it is written.
-    fn advance(&mut self, chunk: &[u8]) {
-        for byte in chunk {
-            match byte {
-                // A CSV field's quotes come in pairs, `""` inside one included.
-                b'"' if self.format == Format::Csv => self.quoted = !self.quoted,
-                b'\n' if !self.quoted => self.lines += 1,
-                _ => {}
-            }
-        }
+    /// Takes the count of records written so far.
+    fn advance(&mut self, done: u64) {
+        self.done = done;
         if self
             .drawn
             .is_none_or(|at| at.elapsed() >= std::time::Duration::from_millis(100))
@@ -184,14 +167,8 @@ impl Progress {
         }
     }
 
-    /// The records written: the lines, less a CSV file's header.
-    fn records(&self) -> u64 {
-        self.lines
-            .saturating_sub(u64::from(self.format == Format::Csv))
-    }
-
     fn draw(&mut self) {
-        eprint!("\r{}", bar(self.records(), self.total));
+        eprint!("\r{}", bar(self.done, self.total));
         self.drawn = Some(std::time::Instant::now());
     }
 }
@@ -325,21 +302,6 @@ pub async fn run(config: Config, command: AuditCommand) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn progress_counts_csv_records_not_lines() {
-        let mut progress = Progress::new(Format::Csv, 3);
-        progress.advance(b"session_id,driver\n1,\"two\nlines, \"\"quoted\"\"\"\n");
-        assert_eq!(progress.records(), 1);
-        // A chunk may end inside a quoted field; the count picks up where it left off.
-        progress.advance(b"2,\"a\n");
-        progress.advance(b"b\"\n3,plain\n");
-        assert_eq!(progress.records(), 3);
-
-        let mut progress = Progress::new(Format::Jsonl, 2);
-        progress.advance(b"{\"driver\":\"a\\nb \\\"q\"}\n{\"driver\":\"\\\"\"}\n");
-        assert_eq!(progress.records(), 2);
-    }
 
     #[test]
     fn the_bar_fills_with_the_share_written() {

@@ -119,10 +119,10 @@ pub async fn sessions(
     let (range, format) = query.range(state.clock.now())?;
     let key = state.keys.signing_key().await?;
     tracing::info!(auditor = %auditor.subject, from = %range.from, to = %range.to, "audit export");
-    let (sender, receiver) = mpsc::channel::<Vec<u8>>(8);
+    let (sender, receiver) = mpsc::channel::<export::Chunk>(8);
     let db = state.db.clone();
     let exported = tokio::spawn(async move {
-        let (count, head) = export::produce(&db, &range, format, &sender)
+        export::produce(&db, &range, format, &key, &sender)
             .await
             .inspect_err(|error| {
                 // A client that hangs up is no fault of the server's.
@@ -131,13 +131,7 @@ pub async fn sessions(
                 } else {
                     tracing::error!(?error, "audit export failed midway");
                 }
-            })?;
-        if format == Format::Jsonl {
-            let checkpoint = export::checkpoint(format, &range, count, &head, &key);
-            let line = format!("{}\n", crate::domain::audit::canonical_json(&checkpoint));
-            let _ = sender.send(line.into_bytes()).await;
-        }
-        anyhow::Ok(())
+            })
     });
     // The chunks as they come; then, if the export failed midway, an error that breaks the
     // response off (no closing chunk), so a client never takes a cut-off export for whole.
@@ -145,11 +139,11 @@ pub async fn sessions(
         receiver
             .recv()
             .await
-            .map(|chunk| (Ok::<_, std::io::Error>(chunk), receiver))
+            .map(|chunk| (Ok::<_, std::io::Error>(chunk.bytes), receiver))
     });
     let outcome = futures_util::stream::once(async move {
         match exported.await {
-            Ok(Ok(())) => None,
+            Ok(Ok(_)) => None,
             _ => Some(Err(std::io::Error::other("the export failed midway"))),
         }
     })
@@ -186,11 +180,11 @@ pub async fn checkpoint(
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let (range, format) = query.range(state.clock.now())?;
     let key = state.keys.signing_key().await?;
-    let (sender, mut receiver) = mpsc::channel::<Vec<u8>>(8);
+    let (sender, mut receiver) = mpsc::channel::<export::Chunk>(8);
     let db = state.db.clone();
     let producer = {
-        let range = range.clone();
-        tokio::spawn(async move { export::produce(&db, &range, format, &sender).await })
+        let (range, key) = (range.clone(), key.clone());
+        tokio::spawn(async move { export::produce(&db, &range, format, &key, &sender).await })
     };
     // The checkpoint needs the whole chain: read it through, keeping nothing.
     while receiver.recv().await.is_some() {}

@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use chrono::TimeDelta;
-use qrpark::audit::verify;
+use qrpark::audit::{export, verify};
 use qrpark::domain::audit::{Event, GENESIS};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -527,6 +527,41 @@ async fn large_exports_page_through_every_record_in_chain_order(app: TestApp) {
 
     let csv = export(&app, FROM, TO, "csv").await;
     assert_eq!(verified_csv(&app, &csv, &keys).await, total as u64);
+
+    // Each chunk tells how many records the export holds up to its end (what `qrpark
+    // export`'s progress bar shows): in JSONL, the lines so far, the checkpoint aside.
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<export::Chunk>(8);
+    let producer = {
+        let db = app.db.clone();
+        let key = app.state.keys.signing_key().await.unwrap();
+        let range = export::Range {
+            from: FROM.parse().unwrap(),
+            to: TO.parse().unwrap(),
+            operator: None,
+            lot: None,
+        };
+        tokio::spawn(async move {
+            export::produce(&db, &range, export::Format::Jsonl, &key, &sender).await
+        })
+    };
+    let (mut streamed, mut counts) = (Vec::new(), Vec::new());
+    while let Some(chunk) = receiver.recv().await {
+        streamed.extend_from_slice(&chunk.bytes);
+        let lines = streamed.iter().filter(|b| **b == b'\n').count() as u64;
+        counts.push((chunk.records, lines));
+    }
+    let (closing, before) = counts.split_last().unwrap();
+    assert!(before.len() > 2, "{} chunks", counts.len());
+    for (records, lines) in before {
+        assert_eq!(records, lines);
+    }
+    assert_eq!(
+        *closing,
+        (total as u64, total as u64 + 1),
+        "then the checkpoint"
+    );
+    assert_eq!(producer.await.unwrap().unwrap().0, total as u64);
+    assert!(streamed == jsonl.as_bytes(), "the API's bytes");
 
     // Filters page as well: the whole lot, and nothing for another lot.
     let lot = last["lot_id"].as_str().unwrap();

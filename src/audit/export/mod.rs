@@ -132,14 +132,23 @@ pub fn checkpoint(
     json!({ "checkpoint": body })
 }
 
-/// Streams the export into `sink` in chunks of about 64 KiB; returns the count and the
-/// chain head. Memory stays flat whatever the range: records are encoded as they arrive,
-/// from one snapshot of the database.
+/// A piece of an export on its way out, with the number of records written up to its end
+/// (for progress).
+#[derive(Debug)]
+pub struct Chunk {
+    pub bytes: Vec<u8>,
+    pub records: u64,
+}
+
+/// Streams the export into `sink` in chunks of about 64 KiB, a JSONL export closed by its
+/// signed checkpoint line; returns the count and the chain head. Memory stays flat whatever
+/// the range: records are encoded as they arrive, from one snapshot of the database.
 pub async fn produce(
     db: &Db,
     range: &Range,
     format: Format,
-    sink: &mpsc::Sender<Vec<u8>>,
+    key: &QrSigningKey,
+    sink: &mpsc::Sender<Chunk>,
 ) -> anyhow::Result<(u64, [u8; 32])> {
     let mut output = Output {
         encoder: Encoder::new(format, GENESIS),
@@ -150,13 +159,15 @@ pub async fn produce(
         output.buffer.push_str(&header);
     }
     read::for_each(db, range, &mut output).await?;
-    let Output {
-        encoder, buffer, ..
-    } = output;
-    if !buffer.is_empty() {
-        send(sink, buffer.into_bytes()).await?;
+    let (count, head) = output.encoder.head();
+    if format == Format::Jsonl {
+        output.buffer.push_str(&canonical_json(&checkpoint(
+            format, range, count, &head, key,
+        )));
+        output.buffer.push('\n');
     }
-    Ok(encoder.head())
+    output.send().await?;
+    Ok((count, head))
 }
 
 /// The size of the chunks an export is sent on in.
@@ -166,7 +177,7 @@ const CHUNK: usize = 64 * 1024;
 struct Output<'s> {
     encoder: Encoder,
     buffer: String,
-    sink: &'s mpsc::Sender<Vec<u8>>,
+    sink: &'s mpsc::Sender<Chunk>,
 }
 
 impl Output<'_> {
@@ -174,17 +185,25 @@ impl Output<'_> {
         for record in records {
             self.encoder.line(record, &mut self.buffer)?;
             if self.buffer.len() >= CHUNK {
-                let full =
-                    std::mem::replace(&mut self.buffer, String::with_capacity(CHUNK + 16 * 1024));
-                send(self.sink, full.into_bytes()).await?;
+                self.send().await?;
             }
         }
         Ok(())
     }
-}
 
-async fn send(sink: &mpsc::Sender<Vec<u8>>, chunk: Vec<u8>) -> anyhow::Result<()> {
-    sink.send(chunk)
-        .await
-        .map_err(|_| anyhow::anyhow!("the reader went away"))
+    /// Sends what the buffer holds, if anything.
+    async fn send(&mut self) -> anyhow::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.buffer, String::with_capacity(CHUNK + 16 * 1024));
+        let chunk = Chunk {
+            bytes: full.into_bytes(),
+            records: self.encoder.head().0,
+        };
+        self.sink
+            .send(chunk)
+            .await
+            .map_err(|_| anyhow::anyhow!("the reader went away"))
+    }
 }

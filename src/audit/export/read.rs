@@ -234,10 +234,10 @@ fn sqlite_read(
     // only read, and rolled back when dropped.
     let snapshot = connection.unchecked_transaction()?;
     // Bound as sqlx binds them for the rest of qrpark, so the range means the same here.
-    let instant = |at: DateTime<Utc>| at.to_rfc3339_opts(SecondsFormat::AutoSi, false);
+    let bound = |at: DateTime<Utc>| at.to_rfc3339_opts(SecondsFormat::AutoSi, false);
     let filter = (
-        instant(range.from),
-        instant(range.to),
+        bound(range.from),
+        bound(range.to),
         range.operator.as_ref().map(Uuid::as_bytes),
         range.lot.as_ref().map(Uuid::as_bytes),
     );
