@@ -2,9 +2,11 @@
 
 pub mod audit;
 pub mod currency;
+pub mod idempotency_key;
 pub mod lot;
 pub mod money;
 pub mod qr_token;
+pub mod session;
 pub mod space;
 pub mod tariff;
 pub mod text;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -20,7 +20,7 @@ use crate::audit::export::{self, Format, Range};
 use crate::domain::currency::Currency;
 use crate::domain::money::Money;
 use crate::http::error::{ApiError, FieldError, ProblemBody};
-use crate::http::extract::Auditor;
+use crate::http::extract::{Auditor, Query};
 use crate::store::on_db;
 
 /// The audit routes.

@@ -6,8 +6,9 @@ use axum::http::{StatusCode, header, request::Parts};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use super::error::{ApiError, FieldError};
+use super::error::{ApiError, ErrorCode, FieldError};
 use crate::AppState;
+use crate::domain::idempotency_key::IdempotencyKey;
 use crate::identity::city::CityIdentity;
 use crate::identity::operator_key;
 use crate::store::operators;
@@ -22,28 +23,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !has_json_content_type(&req) {
-            return Err(ApiError::problem(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "Unsupported media type",
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
                 "send the body as JSON with `Content-Type: application/json`",
             ));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::problem(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "Payload too large",
+                ApiError::new(
+                    ErrorCode::PayloadTooLarge,
                     "the request body is larger than this server accepts",
                 )
             } else {
-                ApiError::problem(
-                    StatusCode::BAD_REQUEST,
-                    "body_unreadable",
-                    "Body unreadable",
-                    rejection.body_text(),
-                )
+                ApiError::new(ErrorCode::BodyUnreadable, rejection.body_text())
             }
         })?;
         parse_json(&bytes).map(Json)
@@ -59,40 +51,57 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let inner = err.into_inner();
         match inner.classify() {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                ApiError::problem(
-                    StatusCode::BAD_REQUEST,
-                    "malformed_json",
-                    "Malformed JSON",
+                ApiError::new(
+                    ErrorCode::MalformedJson,
                     format!("the body is not valid JSON: {inner}"),
                 )
             }
             serde_json::error::Category::Io | serde_json::error::Category::Data => {
-                let message = strip_position(&inner.to_string());
-                if message.starts_with("unknown field") {
-                    ApiError::problem(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "unknown_field",
-                        "Unknown field",
-                        format!("{path}: {message}"),
-                    )
-                    .with(
-                        "errors",
-                        serde_json::json!([FieldError::new(path, message)]),
-                    )
-                } else {
-                    // "missing field `x`" is about the member `x`, not the object holding it.
-                    let path = match message
-                        .strip_prefix("missing field `")
-                        .and_then(|rest| rest.split_once('`'))
-                    {
-                        Some((field, _)) => format!("{path}.{field}"),
-                        None => path,
-                    };
-                    ApiError::validation(vec![FieldError::new(path, message)])
-                }
+                shape_problem(path, strip_position(&inner.to_string()))
             }
         }
     })
+}
+
+/// A member that does not fit the expected shape: 422 `unknown_field`, or
+/// `validation_failed` naming the member's path.
+fn shape_problem(path: String, message: String) -> ApiError {
+    if message.starts_with("unknown field") {
+        return ApiError::new(ErrorCode::UnknownField, format!("{path}: {message}")).with(
+            "errors",
+            serde_json::json!([FieldError::new(path, message)]),
+        );
+    }
+    // "missing field `x`" is about the member `x`, not the object holding it.
+    let path = match message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+    {
+        Some((field, _)) => format!("{path}.{field}"),
+        None => path,
+    };
+    ApiError::validation(vec![FieldError::new(path, message)])
+}
+
+/// A query string: a member that does not parse is 422 `validation_failed` with its path
+/// (`$.status`), an unknown one 422 `unknown_field` where the type denies them: the same
+/// answers as a body, never axum's plain-text 400.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(Query)
+            .map_err(|err| {
+                let path = json_path(&err.path().to_string());
+                shape_problem(path, strip_position(&err.into_inner().to_string()))
+            })
+    }
 }
 
 /// serde_path_to_error writes `codes[2]` or `.` for the root; we write `$.codes[2]` or `$`.
@@ -147,6 +156,29 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     }
 }
 
+/// The `Idempotency-Key` header: required (400 `idempotency_key_required`), and 1 to 255
+/// visible ASCII characters (400 `idempotency_key_invalid`).
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let value = parts.headers.get("idempotency-key").ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::IdempotencyKeyRequired,
+                "send an `Idempotency-Key` header (a fresh random value per tap of Start)",
+            )
+        })?;
+        let key = value.to_str().ok().map(str::trim).unwrap_or("");
+        // Structured-header strings are quoted; accept a quoted or a bare value.
+        let key = key
+            .strip_prefix('"')
+            .and_then(|k| k.strip_suffix('"'))
+            .unwrap_or(key);
+        IdempotencyKey::parse(key)
+            .map_err(|invalid| ApiError::new(ErrorCode::IdempotencyKeyInvalid, invalid.to_string()))
+    }
+}
+
 /// The lot operator whose API key authenticated this request.
 #[derive(Debug, Clone, Copy)]
 pub struct Operator {
@@ -165,14 +197,14 @@ impl FromRequestParts<AppState> for Operator {
     ) -> Result<Self, Self::Rejection> {
         let key = bearer(parts).ok_or_else(|| {
             ApiError::unauthorized(
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 "send an operator API key as `Authorization: Bearer <key>`",
                 OPERATOR_REALM,
             )
         })?;
         let invalid = || {
             ApiError::unauthorized(
-                "api_key_invalid",
+                ErrorCode::ApiKeyInvalid,
                 "the API key is unknown or revoked",
                 OPERATOR_REALM,
             )
@@ -205,14 +237,14 @@ impl FromRequestParts<AppState> for Driver {
     ) -> Result<Self, Self::Rejection> {
         let invalid = || {
             ApiError::unauthorized(
-                "token_invalid",
+                ErrorCode::TokenInvalid,
                 "sign in again with your city identity",
                 CITY_REALM,
             )
         };
         let Some(token) = bearer(parts) else {
             return Err(ApiError::unauthorized(
-                "token_invalid",
+                ErrorCode::TokenInvalid,
                 "send your city identity token as `Authorization: Bearer <token>`",
                 CITY_REALM,
             ));
@@ -247,10 +279,8 @@ impl FromRequestParts<AppState> for Auditor {
         if identity.is_auditor() {
             Ok(Auditor(identity))
         } else {
-            Err(ApiError::problem(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "Forbidden",
+            Err(ApiError::new(
+                ErrorCode::Forbidden,
                 "this needs a city identity with the auditor role",
             ))
         }

@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request, StatusCode};
+use axum::http::{HeaderName, Request};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -25,10 +25,9 @@ pub mod operator;
 pub mod pages;
 pub mod public;
 pub mod quote;
-pub mod receipt_page;
 pub mod scan;
 
-use error::ApiError;
+use error::{ApiError, ErrorCode};
 
 /// The header carrying each request's id, on the way in and out.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -139,19 +138,15 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn route_not_found() -> ApiError {
-    ApiError::problem(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "Not found",
+    ApiError::new(
+        ErrorCode::NotFound,
         "no route matches this path; see /openapi.json",
     )
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::problem(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "Method not allowed",
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
         "this path does not accept this method; see /openapi.json",
     )
 }

@@ -1,7 +1,6 @@
 //! `POST /v1/lots/{lot_id}/quote`: what parking would cost, under the lot's current tariff.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -11,7 +10,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::domain::tariff::{self, Fee, PriceError, Tariff};
 use crate::domain::timezone::TimeZone;
-use crate::http::error::{ApiError, FieldError, ProblemBody};
+use crate::http::error::{ApiError, ErrorCode, FieldError, ProblemBody};
 use crate::http::extract::{IdPath, Json};
 use crate::store::{lots, tariffs};
 
@@ -101,10 +100,8 @@ pub async fn quote(
     let stored = tariffs::in_force(&state.db, lot_id, state.clock.now())
         .await?
         .ok_or_else(|| {
-            ApiError::problem(
-                StatusCode::CONFLICT,
-                "no_tariff",
-                "No tariff",
+            ApiError::new(
+                ErrorCode::NoTariff,
                 "this lot has no tariff yet, so nothing can be priced",
             )
         })?;

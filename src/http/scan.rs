@@ -1,7 +1,7 @@
 //! What anyone may check about a QR code: the public keys, and a scanned token.
 
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -13,7 +13,8 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::domain::space::SpaceStatus;
 use crate::http::error::{ApiError, ProblemBody};
-use crate::store::{lots, spaces, tariffs};
+use crate::qr::resolve::{Genuine, resolve};
+use crate::store::tariffs;
 
 /// The scan routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -82,15 +83,6 @@ pub struct ScanResult {
     pub kid: String,
 }
 
-fn invalid(detail: &str) -> ApiError {
-    ApiError::problem(
-        StatusCode::BAD_REQUEST,
-        "qr_invalid",
-        "QR code invalid",
-        format!("{detail}: do not pay through this code, and tell the lot's operator"),
-    )
-}
-
 /// Verifies a scanned token (signature, key, algorithm, code version) and answers what it
 /// names: the lot, the space and the tariff in force.
 #[utoipa::path(
@@ -106,33 +98,7 @@ pub async fn scan(
     State(state): State<AppState>,
     Path(token): Path<String>,
 ) -> Result<axum::Json<ScanResult>, ApiError> {
-    let claims = match state.keys.verify(&token).await? {
-        Ok(claims) => claims,
-        Err(reason) => {
-            // The reason goes to the log, not to whoever is probing with forged codes.
-            tracing::info!(%reason, "refused a QR token");
-            return Err(invalid("this code is not a genuine qrpark code"));
-        }
-    };
-    let space = spaces::get_public(&state.db, claims.space_id)
-        .await?
-        .ok_or_else(|| invalid("this code names no space"))?;
-    let version = i64::from(claims.version);
-    if version < i64::from(space.qr_version) {
-        return Err(ApiError::problem(
-            StatusCode::GONE,
-            "qr_revoked",
-            "QR code revoked",
-            "this code was replaced by the operator: do not pay through it, and look for \
-             the space's current code",
-        ));
-    }
-    if version > i64::from(space.qr_version) {
-        return Err(invalid("this code names a version that was never issued"));
-    }
-    let lot = lots::get_public(&state.db, space.lot_id)
-        .await?
-        .ok_or_else(|| invalid("this code names no lot"))?;
+    let Genuine { space, lot, kid } = resolve(&state.keys, &state.db, &token).await??;
     let tariff = tariffs::in_force(&state.db, lot.lot_id, state.clock.now())
         .await?
         .map(|t| -> Result<ScanTariff, ApiError> {
@@ -143,7 +109,7 @@ pub async fn scan(
             })
         })
         .transpose()?;
-    let status = space.status();
+    let status = space.status;
     Ok(axum::Json(ScanResult {
         lot: ScanLot {
             id: lot.lot_id,
@@ -160,9 +126,6 @@ pub async fn scan(
             qr_version: space.qr_version,
         },
         tariff,
-        kid: jsonwebtoken::decode_header(&token)
-            .ok()
-            .and_then(|h| h.kid)
-            .unwrap_or_default(),
+        kid,
     }))
 }

@@ -74,7 +74,7 @@ pub async fn create(
         Ok::<(), sqlx::Error>(())
     }
     .await
-    .map_err(StoreError::from_sqlx))?;
+    )?;
     Ok(row)
 }
 
@@ -141,10 +141,10 @@ pub async fn update(
             audit!(tx, now, "lot.updated", lot.lot_id, lot_payload(lot));
         }
         tx.commit().await?;
-        Ok::<Option<Lot>, sqlx::Error>(lot)
+        Ok::<Option<Lot>, StoreError>(lot)
     }
     .await
-    .map_err(StoreError::from_sqlx))
+    )
 }
 
 /// A lot of any operator, for public pages (scans, quotes).
@@ -154,4 +154,22 @@ pub async fn get_public(db: &Db, lot_id: Uuid) -> StoreResult<Option<Lot>> {
         .bind(lot_id)
         .fetch_optional(pool)
         .await?))
+}
+
+/// These lots, whoever owns them (one query however many; unknown ids are left out).
+pub async fn get_many(db: &Db, lot_ids: &[Uuid]) -> StoreResult<Vec<Lot>> {
+    if lot_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "select {COLUMNS} from lot where lot_id in ({})",
+        super::placeholders(1, lot_ids.len())
+    );
+    on_db!(db, pool => {
+        let mut query = sqlx::query_as::<_, Lot>(sqlx::AssertSqlSafe(sql));
+        for id in lot_ids {
+            query = query.bind(*id);
+        }
+        Ok(query.fetch_all(pool).await?)
+    })
 }

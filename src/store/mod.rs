@@ -22,6 +22,7 @@ pub mod sessions;
 pub mod signing_keys;
 pub mod space_qr;
 pub mod spaces;
+pub mod states;
 pub mod tariffs;
 
 /// Runs `$body` with `$pool` bound to the live backend's pool (or transaction source).
@@ -50,7 +51,7 @@ pub enum StoreError {
     Conflict(Constraint),
     /// Anything else the database said; a server-side failure.
     #[error(transparent)]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
 }
 
 /// Uniqueness constraints that callers report to users, by name on both backends.
@@ -61,6 +62,8 @@ pub enum Constraint {
     LotName,
     SpaceCode,
     TariffVersion,
+    /// One active session per space (a partial unique index).
+    ActiveSessionPerSpace,
 }
 
 /// Each constraint's PostgreSQL name and the columns SQLite names in its message.
@@ -90,11 +93,17 @@ const CONSTRAINTS: &[(Constraint, &str, &str)] = &[
         "tariff_lot_version_key",
         "tariff.lot_id, tariff.version",
     ),
+    (
+        Constraint::ActiveSessionPerSpace,
+        "session_one_active_per_space",
+        "session.space_id",
+    ),
 ];
 
-impl StoreError {
-    /// Classifies a sqlx error: a known unique violation becomes [`StoreError::Conflict`].
-    pub fn from_sqlx(err: sqlx::Error) -> Self {
+impl From<sqlx::Error> for StoreError {
+    /// The one place where errors are classified: a known unique violation becomes
+    /// [`StoreError::Conflict`]; every `?` in the store goes through here.
+    fn from(err: sqlx::Error) -> Self {
         if let sqlx::Error::Database(db_err) = &err
             && db_err.is_unique_violation()
         {
@@ -110,6 +119,15 @@ impl StoreError {
         }
         Self::Database(err)
     }
+}
+
+/// `$first, $first+1, ...`: the placeholders of an `in (...)` list of `count` values,
+/// bound one by one (SQLite has no arrays, so both backends take the list this way).
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Result of a store call.
@@ -216,7 +234,44 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use super::Db;
+    use super::{Constraint, Db, StoreError};
+
+    #[tokio::test]
+    async fn only_the_one_session_per_space_index_is_a_taken_space() {
+        let dir = std::env::temp_dir().join(format!("qrpark-store-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("q.db").display());
+        let Db::Sqlite(pool) = Db::connect(&url, 1).await.unwrap() else {
+            unreachable!("a sqlite URL opens SQLite");
+        };
+        for sql in [
+            "create table session (space_id integer, audit_seq integer, status text)",
+            "create unique index session_one_active_per_space on session (space_id) \
+             where status = 'active'",
+            "create unique index session_audit_seq_key on session (audit_seq)",
+            "insert into session values (1, 1, 'active')",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        let insert = |space: i64, seq: i64| {
+            sqlx::query("insert into session values ($1, $2, 'active')")
+                .bind(space)
+                .bind(seq)
+                .execute(&pool)
+        };
+        let taken = StoreError::from(insert(1, 2).await.unwrap_err());
+        assert!(
+            matches!(
+                taken,
+                StoreError::Conflict(Constraint::ActiveSessionPerSpace)
+            ),
+            "{taken:?}"
+        );
+        let other = StoreError::from(insert(2, 1).await.unwrap_err());
+        assert!(matches!(other, StoreError::Database(_)), "{other:?}");
+        pool.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[tokio::test]
     async fn sqlite_without_a_database_file_is_refused() {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::audit::audit;
-use super::{Db, StoreError, StoreResult, on_db};
+use super::{Db, StoreResult, on_db};
 
 /// An operator as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -50,7 +50,7 @@ pub async fn create(
             .bind(operator.created_at)
             .execute(&mut *tx)
             .await
-            .map_err(StoreError::from_sqlx)?;
+            ?;
         let key = new_key(operator.operator_id, now);
         sqlx::query(INSERT_KEY)
             .bind(key.operator_key_id)
@@ -59,7 +59,7 @@ pub async fn create(
             .bind(now)
             .execute(&mut *tx)
             .await
-            .map_err(StoreError::from_sqlx)?;
+            ?;
         audit!(
             tx,
             now,
@@ -129,7 +129,7 @@ pub async fn add_key(
         Ok::<(), sqlx::Error>(())
     }
     .await
-    .map_err(StoreError::from_sqlx))?;
+    )?;
     Ok(key)
 }
 

@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::audit::audit;
 use super::{Db, StoreError, StoreResult, on_db};
+use crate::domain::session::{SessionStatus, SettlementStatus};
 
 /// A session as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -17,7 +18,7 @@ pub struct Session {
     pub tariff_id: Uuid,
     pub tariff_version: i32,
     pub currency: String,
-    pub status: String,
+    pub status: SessionStatus,
     pub started_at: DateTime<Utc>,
     pub leave_by: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
@@ -30,7 +31,7 @@ pub struct Session {
 impl Session {
     /// Whether the session is still running.
     pub fn is_active(&self) -> bool {
-        self.status == "active"
+        self.status == SessionStatus::Active
     }
 }
 
@@ -44,7 +45,7 @@ pub struct Settlement {
     pub operator_id: Uuid,
     pub currency: String,
     pub amount_minor: i64,
-    pub status: String,
+    pub status: SettlementStatus,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -69,24 +70,11 @@ pub struct IdempotentAnswer {
     pub body: String,
 }
 
-/// Why a session could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// Another session is active on the space (the partial unique index said so).
-    #[error("the space already has an active session")]
-    SpaceOccupied,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
 /// Inserts a new active session and, in the same transaction, the idempotency key's answer:
-/// either both are there after a crash or neither is.
-pub async fn start(
-    db: &Db,
-    session: &Session,
-    answer: &IdempotentAnswer,
-) -> Result<(), StartError> {
-    let result = on_db!(db, pool => async {
+/// either both are there after a crash or neither is. A taken space is
+/// `Conflict(ActiveSessionPerSpace)`.
+pub async fn start(db: &Db, session: &Session, answer: &IdempotentAnswer) -> StoreResult<()> {
+    on_db!(db, pool => async {
         let mut tx = pool.begin().await?;
         sqlx::query(
             "insert into session (session_id, lot_id, space_id, operator_id, driver, tariff_id, \
@@ -133,14 +121,9 @@ pub async fn start(
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok::<(), sqlx::Error>(())
+        Ok::<(), StoreError>(())
     }
-    .await);
-    match result {
-        Ok(()) => Ok(()),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StartError::SpaceOccupied),
-        Err(e) => Err(StartError::Store(e.into())),
-    }
+    .await)
 }
 
 /// A driver's session; `None` when it does not exist or is someone else's.
@@ -176,7 +159,8 @@ pub struct SessionFilter {
     pub lot_id: Option<Uuid>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
-    pub active_only: bool,
+    /// Only sessions in this state.
+    pub status: Option<SessionStatus>,
 }
 
 /// An operator's sessions (started in [from, to)), newest first.
@@ -191,7 +175,7 @@ pub async fn list_for_operator(
          and ($2 is null or lot_id = $2) \
          and ($3 is null or started_at >= $3) \
          and ($4 is null or started_at < $4) \
-         and ($5 = false or status = 'active') \
+         and ($5 is null or status = $5) \
          order by started_at desc, session_id desc limit $6"
     );
     on_db!(db, pool => Ok(sqlx::query_as::<_, Session>(sqlx::AssertSqlSafe(sql))
@@ -199,7 +183,7 @@ pub async fn list_for_operator(
         .bind(filter.lot_id)
         .bind(filter.from)
         .bind(filter.to)
-        .bind(filter.active_only)
+        .bind(filter.status)
         .bind(limit)
         .fetch_all(pool)
         .await?))
@@ -252,7 +236,7 @@ pub async fn stop(db: &Db, session_id: Uuid, driver: &str, stop: &Stop) -> Store
                 "fee_sha256": crate::domain::audit::hex(&<sha2::Sha256 as sha2::Digest>::digest(stop.fee_lines.as_bytes())),
                 "settlement_id": s.settlement_id,
                 "settlement_reference": s.reference,
-                "settlement_status": s.status,
+                "settlement_status": s.status.as_str(),
             })
         );
         // The conditional update is the lock: of concurrent stops exactly one changes the
@@ -287,7 +271,7 @@ pub async fn stop(db: &Db, session_id: Uuid, driver: &str, stop: &Stop) -> Store
             .bind(s.operator_id)
             .bind(&s.currency)
             .bind(s.amount_minor)
-            .bind(&s.status)
+            .bind(s.status)
             .bind(s.attempts)
             .bind(&s.last_error)
             .bind(s.created_at)
@@ -349,4 +333,23 @@ pub async fn ledger_totals(db: &Db) -> StoreResult<Vec<(String, i64, i64)>> {
     )
     .fetch_all(pool)
     .await?))
+}
+
+/// The settlements of these sessions (one query however many; sessions without one are
+/// left out).
+pub async fn settlements(db: &Db, session_ids: &[Uuid]) -> StoreResult<Vec<Settlement>> {
+    if session_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "select {SETTLEMENT_COLUMNS} from settlement where session_id in ({})",
+        super::placeholders(1, session_ids.len())
+    );
+    on_db!(db, pool => {
+        let mut query = sqlx::query_as::<_, Settlement>(sqlx::AssertSqlSafe(sql));
+        for id in session_ids {
+            query = query.bind(*id);
+        }
+        Ok(query.fetch_all(pool).await?)
+    })
 }

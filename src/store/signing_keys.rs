@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::audit::audit;
-use super::{Db, StoreError, StoreResult, on_db};
+use super::{Db, StoreResult, on_db};
 
 /// A stored signing key.
 #[derive(Clone, sqlx::FromRow)]
@@ -83,7 +83,7 @@ pub async fn add(
         Ok::<(), sqlx::Error>(())
     }
     .await
-    .map_err(StoreError::from_sqlx))?;
+    )?;
     Ok(kid)
 }
 

@@ -14,7 +14,7 @@ pub struct Space {
     pub space_id: Uuid,
     pub lot_id: Uuid,
     pub code: String,
-    pub status: String,
+    pub status: SpaceStatus,
     pub qr_version: i32,
     /// The current code's token; `None` only for a space whose code is being rotated.
     pub qr_token: Option<String>,
@@ -27,13 +27,6 @@ pub struct Space {
 pub struct NewSpace {
     pub code: SpaceCode,
     pub qr: NewSpaceQr,
-}
-
-impl Space {
-    /// The stored status; the schema's check constraint admits only known values.
-    pub fn status(&self) -> SpaceStatus {
-        self.status.parse().unwrap_or(SpaceStatus::OutOfService)
-    }
 }
 
 /// Why a bulk creation did not happen.
@@ -67,7 +60,7 @@ pub async fn create_many(
             space_id: n.qr.space_id,
             lot_id,
             code: n.code.as_str().to_owned(),
-            status: SpaceStatus::Active.as_str().to_owned(),
+            status: SpaceStatus::Active,
             qr_version: n.qr.qr_version,
             qr_token: Some(n.qr.token.clone()),
             created_at: now,
@@ -84,13 +77,13 @@ pub async fn create_many(
             .bind(space.space_id)
             .bind(space.lot_id)
             .bind(&space.code)
-            .bind(&space.status)
+            .bind(space.status)
             .bind(space.qr_version)
             .bind(now)
             .bind(now)
             .execute(&mut *tx)
             .await
-            .map_err(StoreError::from_sqlx)?;
+            ?;
             sqlx::query(space_qr::INSERT)
                 .bind(n.qr.space_id)
                 .bind(n.qr.qr_version)
@@ -99,7 +92,7 @@ pub async fn create_many(
                 .bind(n.qr.created_at)
                 .execute(&mut *tx)
                 .await
-                .map_err(StoreError::from_sqlx)?;
+                ?;
             audit!(
                 tx,
                 now,
@@ -172,7 +165,7 @@ pub async fn set_status(
         )
         .bind(space_id)
         .bind(operator_id)
-        .bind(status.as_str())
+        .bind(status)
         .bind(now)
         .execute(&mut *tx)
         .await?
@@ -250,7 +243,7 @@ pub async fn rotate_code(
             .bind(qr.created_at)
             .execute(&mut *tx)
             .await
-            .map_err(StoreError::from_sqlx)?;
+            ?;
         audit!(
             tx,
             now,
@@ -277,13 +270,36 @@ pub async fn without_code(db: &Db) -> StoreResult<Vec<(Uuid, i32)>> {
 /// Gives a space without a code its code.
 pub async fn add_missing_code(db: &Db, qr: &NewSpaceQr) -> StoreResult<()> {
     on_db!(db, pool => sqlx::query(space_qr::INSERT)
-        .bind(qr.space_id)
-        .bind(qr.qr_version)
-        .bind(&qr.kid)
-        .bind(&qr.token)
-        .bind(qr.created_at)
-        .execute(pool)
-        .await
-        .map(|_| ())
-        .map_err(StoreError::from_sqlx))
+    .bind(qr.space_id)
+    .bind(qr.qr_version)
+    .bind(&qr.kid)
+    .bind(&qr.token)
+    .bind(qr.created_at)
+    .execute(pool)
+    .await
+    .map(|_| ())
+    .map_err(StoreError::from)
+    )
+}
+
+/// The codes of these spaces, by id (one query however many).
+pub async fn codes(
+    db: &Db,
+    space_ids: &[Uuid],
+) -> StoreResult<std::collections::HashMap<Uuid, String>> {
+    if space_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let sql = format!(
+        "select space_id, code from space where space_id in ({})",
+        super::placeholders(1, space_ids.len())
+    );
+    let rows: Vec<(Uuid, String)> = on_db!(db, pool => {
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for id in space_ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(pool).await?
+    });
+    Ok(rows.into_iter().collect())
 }

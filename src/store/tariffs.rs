@@ -79,10 +79,10 @@ pub async fn publish(
                 })
             );
             tx.commit().await?;
-            Ok::<(), sqlx::Error>(())
+            Ok::<(), StoreError>(())
         }
         .await
-        .map_err(StoreError::from_sqlx));
+        );
         match inserted {
             Ok(()) => return Ok(row),
             // Two operators' sessions published at once: the unique (lot, version) key
@@ -127,4 +127,22 @@ pub async fn get(db: &Db, tariff_id: Uuid) -> StoreResult<Option<TariffVersion>>
         .bind(tariff_id)
         .fetch_optional(pool)
         .await?))
+}
+
+/// These tariff versions (one query however many; unknown ids are left out).
+pub async fn get_many(db: &Db, tariff_ids: &[Uuid]) -> StoreResult<Vec<TariffVersion>> {
+    if tariff_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "select {COLUMNS} from tariff where tariff_id in ({})",
+        super::placeholders(1, tariff_ids.len())
+    );
+    on_db!(db, pool => {
+        let mut query = sqlx::query_as::<_, TariffVersion>(sqlx::AssertSqlSafe(sql));
+        for id in tariff_ids {
+            query = query.bind(*id);
+        }
+        Ok(query.fetch_all(pool).await?)
+    })
 }

@@ -174,8 +174,23 @@ async fn a_whole_session_is_priced_settled_and_receipted(app: TestApp) {
     assert!(
         html.text.contains("25.00")
             && html.text.contains(reference)
-            && html.text.contains("Jing&#39;an Temple")
+            && html.text.contains("Jing'an Temple")
     );
+    // The printable receipt speaks the driver's language too.
+    let chinese = app
+        .get(
+            &format!("/v1/sessions/{id}/receipt?format=html&lang=zh"),
+            Some(&driver),
+        )
+        .await;
+    assert_eq!(chinese.status, StatusCode::OK);
+    assert!(
+        chinese.text.contains("<html lang=\"zh-CN\">"),
+        "{}",
+        chinese.text
+    );
+    assert!(chinese.text.contains("停车收据") && chinese.text.contains("已支付"));
+    assert!(chinese.text.contains("25.00") && chinese.text.contains(reference));
 
     let mine = app.get("/v1/me/sessions", Some(&driver)).await;
     assert_eq!(mine.body["sessions"].as_array().unwrap().len(), 1);
@@ -581,6 +596,25 @@ async fn operators_see_their_sessions_and_occupancy(app: TestApp) {
         .get("/v1/operator/sessions?status=active", Some(&op.key))
         .await;
     assert_eq!(active.body["sessions"].as_array().unwrap().len(), 1);
+    assert_eq!(active.body["sessions"][0]["status"], "active");
+    let stopped = app
+        .get("/v1/operator/sessions?status=stopped", Some(&op.key))
+        .await;
+    let stopped = stopped.body["sessions"].as_array().unwrap().clone();
+    assert_eq!(stopped.len(), listed.len() - 1);
+    assert!(stopped.iter().all(|s| s["status"] == "stopped"));
+    // A state that does not exist is an error, never "every session".
+    let unknown = app
+        .get("/v1/operator/sessions?status=everything", Some(&op.key))
+        .await;
+    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(unknown.problem_code(), "validation_failed");
+    assert_eq!(unknown.error_paths(), vec!["$.status"]);
+    let garbled = app
+        .get("/v1/operator/sessions?from=yesterday", Some(&op.key))
+        .await;
+    assert_eq!(garbled.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(garbled.error_paths(), vec!["$.from"]);
     let later = app
         .get(
             "/v1/operator/sessions?from=2026-09-29T03:00:00Z",

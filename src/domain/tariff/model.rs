@@ -8,8 +8,6 @@ use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use crate::domain::currency::Currency;
 use crate::domain::money::Money;
 
-use super::validate::{self, InvalidTariff, TariffProblem};
-
 /// A validated tariff document. Build one with [`Tariff::from_json`] or
 /// [`Tariff::from_json_str`]; serializing it gives the canonical JSON document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,35 +93,10 @@ pub struct Step {
 pub(super) const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 impl Tariff {
-    /// Validates a tariff document, collecting every problem.
-    pub fn from_json(value: &serde_json::Value) -> Result<Tariff, InvalidTariff> {
-        validate::tariff(value)
-    }
-
-    /// Parses and validates a tariff document given as JSON text.
-    pub fn from_json_str(text: &str) -> Result<Tariff, InvalidTariff> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| InvalidTariff {
-            problems: vec![TariffProblem::new("$", format!("is not valid JSON: {e}"))],
-        })?;
-        Self::from_json(&value)
-    }
-
     /// The canonical JSON document (what [`Serialize`] writes).
     pub fn to_json(&self) -> serde_json::Value {
         // Serializing our own types into a Value cannot fail: every key is a string.
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-    }
-
-    /// Checks the tariff's currency against the lot's; the problem names `$.currency`.
-    pub fn check_currency(&self, lot_currency: Currency) -> Result<(), TariffProblem> {
-        if self.currency == lot_currency {
-            Ok(())
-        } else {
-            Err(TariffProblem::new(
-                "$.currency",
-                format!("is {} but the lot charges in {lot_currency}", self.currency),
-            ))
-        }
     }
 
     /// The currency every amount is in.

@@ -13,6 +13,34 @@ use crate::domain::money::{Money, MoneyError};
 
 use super::model::{CapPeriod, DAY_NAMES, DailyCap, DaySet, LocalTime, Price, Rule, Step, Tariff};
 
+/// Building a [`Tariff`] goes through validation: the model knows nothing of it.
+impl Tariff {
+    /// Validates a tariff document, collecting every problem.
+    pub fn from_json(value: &serde_json::Value) -> Result<Tariff, InvalidTariff> {
+        tariff(value)
+    }
+
+    /// Parses and validates a tariff document given as JSON text.
+    pub fn from_json_str(text: &str) -> Result<Tariff, InvalidTariff> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| InvalidTariff {
+            problems: vec![TariffProblem::new("$", format!("is not valid JSON: {e}"))],
+        })?;
+        Self::from_json(&value)
+    }
+
+    /// Checks the tariff's currency against the lot's; the problem names `$.currency`.
+    pub fn check_currency(&self, lot_currency: Currency) -> Result<(), TariffProblem> {
+        if self.currency == lot_currency {
+            Ok(())
+        } else {
+            Err(TariffProblem::new(
+                "$.currency",
+                format!("is {} but the lot charges in {lot_currency}", self.currency),
+            ))
+        }
+    }
+}
+
 /// The largest value accepted for any minute count (about 190 years). It keeps every
 /// duration the engine derives from a tariff well inside an `i64` of nanoseconds.
 pub const MAX_MINUTES: u64 = 100_000_000;

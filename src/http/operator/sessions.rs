@@ -1,6 +1,6 @@
 //! Sessions in an operator's lots, and live occupancy.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -9,8 +9,9 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::domain::currency::Currency;
 use crate::domain::money::Money;
+use crate::domain::session::SessionStatus;
 use crate::http::error::{ApiError, ProblemBody};
-use crate::http::extract::{IdPath, Operator};
+use crate::http::extract::{IdPath, Operator, Query};
 use crate::store::lots;
 use crate::store::sessions::{self, Session, SessionFilter};
 
@@ -24,8 +25,10 @@ pub struct SessionQuery {
     pub from: Option<DateTime<Utc>>,
     /// Sessions started before this instant.
     pub to: Option<DateTime<Utc>>,
-    /// `active` for the sessions still running.
-    pub status: Option<String>,
+    /// `active` for the sessions still running, `stopped` for the ended ones; anything else
+    /// is 422.
+    #[param(value_type = Option<String>)]
+    pub status: Option<SessionStatus>,
     /// At most this many, newest first (default 100, at most 1000).
     pub limit: Option<i64>,
 }
@@ -38,7 +41,9 @@ pub struct OperatorSessionView {
     pub space_id: Uuid,
     /// The driver's city identity subject.
     pub driver: String,
-    pub status: String,
+    /// `active` or `stopped`.
+    #[schema(value_type = String)]
+    pub status: SessionStatus,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
     pub tariff_version: i32,
@@ -84,6 +89,7 @@ fn operator_view(session: Session) -> Result<OperatorSessionView, ApiError> {
         (status = 200, description = "The sessions", body = OperatorSessionList),
         (status = 401, description = "No or bad API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`lot` is not one of yours", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a filter that does not parse (`status` other than `active` or `stopped`, an instant that is not RFC 3339)", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_sessions(
@@ -100,7 +106,7 @@ pub async fn list_sessions(
         lot_id: query.lot,
         from: query.from,
         to: query.to,
-        active_only: query.status.as_deref() == Some("active"),
+        status: query.status,
     };
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let sessions = sessions::list_for_operator(&state.db, operator.operator_id, &filter, limit)

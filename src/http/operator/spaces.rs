@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::space::{MAX_BULK, SpaceCode, SpaceStatus};
-use crate::http::error::{ApiError, FieldError, ProblemBody};
+use crate::http::error::{ApiError, ErrorCode, FieldError, ProblemBody};
 use crate::http::extract::{IdPath, Json, Operator};
 use crate::store::lots;
 use crate::store::spaces::{self, CreateSpacesError, Space};
@@ -38,7 +38,7 @@ impl SpaceView {
     /// The view of a stored space, its code's URL under `public_url`.
     pub fn new(space: Space, public_url: &str) -> Self {
         Self {
-            status: space.status(),
+            status: space.status,
             qr_url: space
                 .qr_token
                 .as_deref()
@@ -147,10 +147,8 @@ pub async fn create_spaces(
             StatusCode::CREATED,
             axum::Json(SpaceView::list(created, &state.config.public_url())),
         )),
-        Err(CreateSpacesError::CodesTaken(taken)) => Err(ApiError::problem(
-            StatusCode::CONFLICT,
-            "space_code_taken",
-            "Conflict",
+        Err(CreateSpacesError::CodesTaken(taken)) => Err(ApiError::new(
+            ErrorCode::SpaceCodeTaken,
             format!(
                 "these codes are already used in this lot: {}",
                 taken.join(", ")

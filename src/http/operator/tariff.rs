@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::domain::currency::Currency;
 use crate::domain::tariff::{InvalidTariff, Tariff, TariffProblem};
-use crate::http::error::{ApiError, FieldError, ProblemBody};
+use crate::http::error::{ApiError, ErrorCode, FieldError, ProblemBody};
 use crate::http::extract::{IdPath, Json, Operator};
 use crate::store::lots;
 use crate::store::tariffs::{self, TariffVersion};
@@ -60,13 +60,7 @@ pub fn tariff_invalid(problems: Vec<TariffProblem>) -> ApiError {
         .into_iter()
         .map(|p| FieldError::new(p.path, p.message))
         .collect();
-    ApiError::problem(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "tariff_invalid",
-        "Tariff invalid",
-        detail,
-    )
-    .with("errors", json!(errors))
+    ApiError::new(ErrorCode::TariffInvalid, detail).with("errors", json!(errors))
 }
 
 /// Validates a tariff document and publishes it as the lot's next version, in force at once.
@@ -147,10 +141,8 @@ pub async fn get_tariff(
 }
 
 fn no_tariff_404() -> ApiError {
-    ApiError::problem(
-        StatusCode::NOT_FOUND,
-        "no_tariff",
-        "No tariff",
+    ApiError::new(
+        ErrorCode::TariffNotPublished,
         "this lot has no tariff yet: PUT one to /v1/operator/lots/{lot_id}/tariff",
     )
 }

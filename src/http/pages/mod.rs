@@ -22,6 +22,7 @@ use crate::domain::timezone::TimeZone;
 use crate::store::{StoreResult, lots, on_db, spaces, tariffs};
 
 pub mod i18n;
+pub mod receipt;
 pub mod tariff_words;
 mod view;
 
@@ -211,6 +212,12 @@ async fn callback(
 
 /// The request's language, and the language to remember if `?lang=` picked one.
 fn language(headers: &HeaderMap, query: &PageQuery) -> (Lang, Option<Lang>) {
+    let chosen = query.lang.as_deref().and_then(Lang::parse);
+    (request_language(headers, query.lang.as_deref()), chosen)
+}
+
+/// The language for a page: `?lang=`, then the remembered cookie, then `Accept-Language`.
+pub fn request_language(headers: &HeaderMap, query_lang: Option<&str>) -> Lang {
     let cookie = headers
         .get_all(header::COOKIE)
         .iter()
@@ -220,11 +227,7 @@ fn language(headers: &HeaderMap, query: &PageQuery) -> (Lang, Option<Lang>) {
     let accept = headers
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok());
-    let chosen = query.lang.as_deref().and_then(Lang::parse);
-    (
-        Lang::negotiate(query.lang.as_deref(), cookie, accept),
-        chosen,
-    )
+    Lang::negotiate(query_lang, cookie, accept)
 }
 
 /// Only our own origin may provide anything; the token in the URL never leaves in a
@@ -298,7 +301,7 @@ async fn scan(state: &AppState, token: &str) -> anyhow::Result<Scanned> {
             })?),
             None => None,
         };
-    let availability = if space.status() != SpaceStatus::Active {
+    let availability = if space.status != SpaceStatus::Active {
         Availability::OutOfService
     } else if space_occupied(&state.db, space.space_id).await? {
         Availability::Occupied

@@ -1,5 +1,9 @@
 //! The one error type of the HTTP layer, answered as RFC 9457 problem JSON with a stable
-//! `code`. A 500 is logged with its cause and answered without it.
+//! `code` from [`ErrorCode`]. A 500 is logged with its cause and answered without it.
+
+mod code;
+
+pub use code::ErrorCode;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -7,6 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
+use crate::qr::resolve::Refusal;
 use crate::store::{Constraint, StoreError};
 
 /// A problem to report to the client, or an internal failure to log and hide.
@@ -23,9 +28,7 @@ pub enum ApiError {
 /// The content of a problem answer.
 #[derive(Debug)]
 pub struct Problem {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub title: &'static str,
+    pub code: ErrorCode,
     pub detail: String,
     /// Extra members (such as `errors`) merged into the body.
     pub extensions: Map<String, Value>,
@@ -72,16 +75,9 @@ pub struct ProblemBody {
 
 impl ApiError {
     /// A client problem with no extra members.
-    pub fn problem(
-        status: StatusCode,
-        code: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> Self {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::Problem(Box::new(Problem {
-            status,
             code,
-            title,
             detail: detail.into(),
             extensions: Map::new(),
             challenge: None,
@@ -98,12 +94,7 @@ impl ApiError {
 
     /// 404 for something that does not exist or is not the caller's to see.
     pub fn not_found(what: &str) -> Self {
-        Self::problem(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "Not found",
-            format!("no such {what}"),
-        )
+        Self::new(ErrorCode::NotFound, format!("no such {what}"))
     }
 
     /// 422 listing every invalid field.
@@ -112,23 +103,18 @@ impl ApiError {
             [one] => format!("{}: {}", one.path, one.message),
             many => format!("{} fields are invalid", many.len()),
         };
-        Self::problem(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            "Validation failed",
-            detail,
-        )
-        .with("errors", json!(errors))
+        Self::new(ErrorCode::ValidationFailed, detail).with("errors", json!(errors))
     }
 
     /// 401 with a Bearer challenge.
-    pub fn unauthorized(code: &'static str, detail: &str, realm: &str) -> Self {
-        let challenge = if code == "unauthorized" {
+    pub fn unauthorized(code: ErrorCode, detail: &str, realm: &str) -> Self {
+        debug_assert_eq!(code.status(), StatusCode::UNAUTHORIZED);
+        let challenge = if code == ErrorCode::Unauthorized {
             format!("Bearer realm=\"{realm}\"")
         } else {
             format!("Bearer realm=\"{realm}\", error=\"invalid_token\"")
         };
-        let mut error = Self::problem(StatusCode::UNAUTHORIZED, code, "Unauthorized", detail);
+        let mut error = Self::new(code, detail);
         if let Self::Problem(problem) = &mut error {
             problem.challenge = Some(challenge);
         }
@@ -145,37 +131,70 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         // The one place where schema constraints become answers.
         let (code, detail) = match err {
-            StoreError::Conflict(Constraint::LotName) => {
-                ("lot_name_taken", "you already have a lot with this name")
-            }
+            StoreError::Conflict(Constraint::LotName) => (
+                ErrorCode::LotNameTaken,
+                "you already have a lot with this name",
+            ),
             StoreError::Conflict(Constraint::SpaceCode) => (
-                "space_code_taken",
+                ErrorCode::SpaceCodeTaken,
                 "a space with this code exists in this lot",
             ),
-            StoreError::Conflict(Constraint::OperatorName) => {
-                ("operator_name_taken", "an operator with this name exists")
-            }
+            StoreError::Conflict(Constraint::OperatorName) => (
+                ErrorCode::OperatorNameTaken,
+                "an operator with this name exists",
+            ),
             StoreError::Conflict(Constraint::TariffVersion) => (
-                "tariff_conflict",
+                ErrorCode::TariffConflict,
                 "another tariff was published for this lot at the same moment; try again",
             ),
-            StoreError::Conflict(Constraint::OperatorKeyHash) => {
-                return Self::internal(anyhow::anyhow!("API key hash collision"));
+            StoreError::Conflict(Constraint::ActiveSessionPerSpace) => (
+                ErrorCode::SpaceOccupied,
+                "someone is already parked on this space",
+            ),
+            StoreError::Conflict(other @ Constraint::OperatorKeyHash) => {
+                return Self::internal(anyhow::anyhow!("unexpected conflict: {other:?}"));
             }
-            StoreError::Database(db) => return Self::from(db),
+            StoreError::Database(db) => {
+                return match db {
+                    sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                        Self::Unavailable(db.into())
+                    }
+                    other => Self::Internal(other.into()),
+                };
+            }
         };
-        Self::problem(StatusCode::CONFLICT, code, "Conflict", detail)
+        Self::new(code, detail)
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Self::Unavailable(err.into())
-            }
-            other => Self::Internal(other.into()),
-        }
+        // Through the store's classification, so no caller can skip it.
+        Self::from(StoreError::from(err))
+    }
+}
+
+impl From<Refusal> for ApiError {
+    /// How every API answers a scanned code that must not be paid through.
+    fn from(refusal: Refusal) -> Self {
+        let (code, detail) = match refusal {
+            Refusal::Forged => (
+                ErrorCode::QrInvalid,
+                "this code is not a genuine qrpark code: do not pay through this code, and \
+                 tell the lot's operator",
+            ),
+            Refusal::NoSpace => (
+                ErrorCode::QrInvalid,
+                "this code names no space: do not pay through this code, and tell the lot's \
+                 operator",
+            ),
+            Refusal::Revoked => (
+                ErrorCode::QrRevoked,
+                "this code was replaced by the operator: do not pay through it, and look for \
+                 the space's current code",
+            ),
+        };
+        Self::new(code, detail)
     }
 }
 
@@ -194,25 +213,17 @@ impl IntoResponse for ApiError {
             Self::Problem(problem) => *problem,
             Self::Internal(cause) => {
                 tracing::error!(error = ?cause, "internal error");
-                Problem {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    code: "internal",
-                    title: "Internal server error",
-                    detail: "something went wrong on our side; it has been logged".into(),
-                    extensions: Map::new(),
-                    challenge: None,
-                }
+                Problem::bare(
+                    ErrorCode::Internal,
+                    "something went wrong on our side; it has been logged",
+                )
             }
             Self::Unavailable(cause) => {
                 tracing::error!(error = ?cause, "database unavailable");
-                Problem {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    code: "unavailable",
-                    title: "Service unavailable",
-                    detail: "the database is not answering; try again shortly".into(),
-                    extensions: Map::new(),
-                    challenge: None,
-                }
+                Problem::bare(
+                    ErrorCode::Unavailable,
+                    "the database is not answering; try again shortly",
+                )
             }
         };
         problem.into_response()
@@ -220,17 +231,29 @@ impl IntoResponse for ApiError {
 }
 
 impl Problem {
+    fn bare(code: ErrorCode, detail: &str) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+            extensions: Map::new(),
+            challenge: None,
+        }
+    }
+
+    /// The status this problem is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
     /// The problem JSON body.
     pub fn body(&self) -> String {
+        let code = self.code.code();
         let mut body = Map::new();
-        body.insert(
-            "type".into(),
-            json!(format!("urn:qrpark:problem:{}", self.code)),
-        );
-        body.insert("title".into(), json!(self.title));
-        body.insert("status".into(), json!(self.status.as_u16()));
+        body.insert("type".into(), json!(format!("urn:qrpark:problem:{code}")));
+        body.insert("title".into(), json!(self.code.title()));
+        body.insert("status".into(), json!(self.code.status().as_u16()));
         body.insert("detail".into(), json!(self.detail));
-        body.insert("code".into(), json!(self.code));
+        body.insert("code".into(), json!(code));
         body.extend(self.extensions.clone());
         Value::Object(body).to_string()
     }
@@ -238,7 +261,7 @@ impl Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let mut response = (self.status, self.body()).into_response();
+        let mut response = (self.status(), self.body()).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(challenge) = self.challenge

@@ -1,0 +1,90 @@
+//! The states of a parking session and of the settlement of its fee. The store maps them
+//! to their names in text columns (`store::states`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a session is in its life: it runs until it is stopped, once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    /// Parking now; the fee so far grows.
+    Active,
+    /// Ended, priced and settled; nothing about it changes any more.
+    Stopped,
+}
+
+/// Where the payment of a stopped session's fee is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettlementStatus {
+    /// On its way to the city's payment gateway (through the outbox).
+    Pending,
+    /// Paid: by the gateway, or by the ledger at once when there is no gateway.
+    Settled,
+    /// The gateway refused it, or delivery gave up; the ledger entries were reversed.
+    Failed,
+}
+
+macro_rules! names {
+    ($type:ty, $what:literal, $($variant:ident => $name:literal),+ $(,)?) => {
+        impl $type {
+            /// Every state.
+            pub const ALL: &'static [$type] = &[$(<$type>::$variant),+];
+
+            /// The stored and serialised name.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(<$type>::$variant => $name),+
+                }
+            }
+        }
+
+        impl FromStr for $type {
+            type Err = String;
+
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|state| state.as_str() == text)
+                    .ok_or_else(|| format!("unknown {} `{text}`", $what))
+            }
+        }
+
+        impl fmt::Display for $type {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+names!(SessionStatus, "session status", Active => "active", Stopped => "stopped");
+names!(
+    SettlementStatus,
+    "settlement status",
+    Pending => "pending",
+    Settled => "settled",
+    Failed => "failed",
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_match_serde() {
+        for state in SessionStatus::ALL {
+            assert_eq!(state.as_str().parse::<SessionStatus>(), Ok(*state));
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        }
+        for state in SettlementStatus::ALL {
+            assert_eq!(state.as_str().parse::<SettlementStatus>(), Ok(*state));
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        }
+        assert!("everything".parse::<SessionStatus>().is_err());
+    }
+}

@@ -1,0 +1,198 @@
+//! `POST /v1/sessions`: start parking on the space a scanned code names, once per
+//! `Idempotency-Key`.
+
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::view::SessionView;
+use crate::AppState;
+use crate::domain::audit::canonical_json;
+use crate::domain::idempotency_key::IdempotencyKey;
+use crate::domain::session::SessionStatus;
+use crate::domain::space::SpaceStatus;
+use crate::domain::tariff::Tariff;
+use crate::http::error::{ApiError, ErrorCode, PROBLEM_JSON, ProblemBody};
+use crate::http::extract::{Driver, Json, parse_json};
+use crate::qr::resolve::{Genuine, resolve, token_of};
+use crate::store::idempotency::{self, Begin};
+use crate::store::sessions::{self, IdempotentAnswer, Session};
+use crate::store::tariffs;
+
+/// Start parking on the space a scanned code names.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    /// The token of the space's QR code (or the whole `.../q/{token}` URL).
+    pub qr: String,
+}
+
+/// Starts parking. `Idempotency-Key` is required: the same key with the same body answers
+/// the first answer again (a double tap starts once); with another body it is 422; while the
+/// first request is still running it is 409.
+#[utoipa::path(
+    post, path = "/v1/sessions", tag = "driver",
+    request_body = StartRequest,
+    params(("Idempotency-Key" = String, Header, description = "A fresh random value per start")),
+    security(("city_identity" = [])),
+    responses(
+        (status = 201, description = "Parking started", body = SessionView),
+        (status = 400, description = "`qr_invalid`, `idempotency_key_required`, `idempotency_key_invalid`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`token_invalid`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`space_occupied`, `space_out_of_service`, `no_tariff`, `idempotency_key_in_flight`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 410, description = "`qr_revoked`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused` (another body), `validation_failed`", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn start_session(
+    State(state): State<AppState>,
+    Driver(identity): Driver,
+    key: IdempotencyKey,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let Json(body): Json<Value> = Json::from_request(request, &state).await?;
+    let start: StartRequest = parse_json(body.to_string().as_bytes())?;
+    // The request's fingerprint: its JSON in canonical form (keys sorted, no whitespace), so
+    // that the same body sent with another key order or spacing is the same request.
+    let hash: [u8; 32] = Sha256::digest(canonical_json(&body).as_bytes()).into();
+    let driver = identity.subject;
+    let now = state.clock.now();
+    match idempotency::begin(&state.db, &driver, key.as_str(), &hash, now).await? {
+        Begin::Replay { status, body } => return Ok(replay(status, body)),
+        Begin::Mismatch => {
+            return Err(ApiError::new(
+                ErrorCode::IdempotencyKeyReused,
+                "this Idempotency-Key was used for a different request; use a fresh key",
+            ));
+        }
+        Begin::InFlight => {
+            return Err(ApiError::new(
+                ErrorCode::IdempotencyKeyInFlight,
+                "a request with this Idempotency-Key is still being processed; retry shortly",
+            ));
+        }
+        Begin::Proceed => {}
+    }
+    match begin_session(&state, &driver, &key, &start, now).await {
+        Ok(response) => Ok(response),
+        Err(ApiError::Problem(problem)) => {
+            // A refusal is an answer too: the same key and body get it again.
+            idempotency::finish(
+                &state.db,
+                &driver,
+                key.as_str(),
+                problem.status().as_u16(),
+                &problem.body(),
+            )
+            .await?;
+            Err(ApiError::Problem(problem))
+        }
+        Err(other) => {
+            // Our failure: forget the claim so that a retry runs again.
+            idempotency::release(&state.db, &driver, key.as_str()).await?;
+            Err(other)
+        }
+    }
+}
+
+/// Renders a stored answer again, marked as a replay.
+fn replay(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let content_type = if status.is_success() {
+        "application/json"
+    } else {
+        PROBLEM_JSON
+    };
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}
+
+async fn begin_session(
+    state: &AppState,
+    driver: &str,
+    key: &IdempotencyKey,
+    start: &StartRequest,
+    now: DateTime<Utc>,
+) -> Result<Response, ApiError> {
+    let Genuine { space, lot, .. } = resolve(&state.keys, &state.db, token_of(&start.qr)).await??;
+    if space.status != SpaceStatus::Active {
+        return Err(ApiError::new(
+            ErrorCode::SpaceOutOfService,
+            "this space is out of service: park elsewhere",
+        ));
+    }
+    let stored = tariffs::in_force(&state.db, lot.lot_id, now)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NoTariff,
+                "this lot has no tariff yet: parking cannot start",
+            )
+        })?;
+    let tariff = Tariff::from_json_str(&stored.document)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("stored tariff is invalid: {e}")))?;
+    let leave_by = tariff
+        .max_stay_minutes()
+        .map(|minutes| now + TimeDelta::minutes(i64::from(minutes)));
+    let session = Session {
+        session_id: Uuid::now_v7(),
+        lot_id: lot.lot_id,
+        space_id: space.space_id,
+        operator_id: lot.operator_id,
+        driver: driver.to_owned(),
+        tariff_id: stored.tariff_id,
+        tariff_version: stored.version,
+        currency: stored.currency.clone(),
+        status: SessionStatus::Active,
+        started_at: now,
+        leave_by,
+        ended_at: None,
+        fee_minor: None,
+        fee_lines: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let started = SessionView {
+        id: session.session_id,
+        lot_id: session.lot_id,
+        space_id: session.space_id,
+        space_code: space.code.clone(),
+        status: SessionStatus::Active,
+        started_at: now,
+        leave_by,
+        ended_at: None,
+        tariff_version: stored.version,
+        currency: stored.currency.clone(),
+        fee: None,
+        settlement: None,
+    };
+    let body = serde_json::to_string(&started).map_err(ApiError::internal)?;
+    let answer = IdempotentAnswer {
+        driver: driver.to_owned(),
+        key: key.as_str().to_owned(),
+        status: StatusCode::CREATED.as_u16(),
+        body: body.clone(),
+    };
+    // A taken space is the one-session-per-space index's conflict: `space_occupied`.
+    sessions::start(&state.db, &session, &answer).await?;
+    tracing::info!(session_id = %session.session_id, space_id = %space.space_id, "session started");
+    let mut response = (StatusCode::CREATED, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/sessions/{}", session.session_id)) {
+        headers.insert(header::LOCATION, location);
+    }
+    Ok(response)
+}

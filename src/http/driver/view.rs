@@ -1,0 +1,214 @@
+//! How drivers see their sessions: the views, and the fee so far of an active session.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::domain::currency::Currency;
+use crate::domain::money::Money;
+use crate::domain::session::{SessionStatus, SettlementStatus};
+use crate::domain::tariff::{self, Tariff};
+use crate::domain::timezone::TimeZone;
+use crate::http::error::ApiError;
+use crate::http::quote::PricedFee;
+use crate::store::sessions::{self, Session, Settlement};
+use crate::store::{Db, lots, spaces, tariffs};
+
+/// A settlement as drivers see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SettlementView {
+    /// `pending` (on its way to the city's payment gateway), `settled` or `failed`.
+    #[schema(value_type = String)]
+    pub status: SettlementStatus,
+    /// Quote it to the operator or the city.
+    pub reference: String,
+    #[schema(example = "25.00")]
+    pub amount: String,
+    pub settled_at: Option<DateTime<Utc>>,
+}
+
+/// A parking session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    pub id: Uuid,
+    pub lot_id: Uuid,
+    pub space_id: Uuid,
+    pub space_code: String,
+    /// `active` or `stopped`.
+    #[schema(value_type = String)]
+    pub status: SessionStatus,
+    pub started_at: DateTime<Utc>,
+    /// When the tariff's maximum stay ends, if it has one.
+    pub leave_by: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// The tariff version in force at the start, which prices the whole session.
+    pub tariff_version: i32,
+    pub currency: String,
+    /// While active: the fee so far (as if stopped now); once stopped: the fee charged.
+    #[schema(value_type = Option<crate::http::quote::FeeDoc>)]
+    pub fee: Option<Value>,
+    pub settlement: Option<SettlementView>,
+}
+
+/// A driver's sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionView>,
+}
+
+/// An amount in minor units, written with the currency's decimals.
+pub(super) fn money(minor: i64, currency: &str) -> Result<String, ApiError> {
+    let currency = Currency::parse(currency).map_err(ApiError::internal)?;
+    Ok(Money::from_minor(minor, currency).to_string())
+}
+
+/// Everything needed to price a session: its locked tariff and its lot's time zone.
+pub(super) struct Pricing {
+    tariff: Tariff,
+    timezone: TimeZone,
+}
+
+impl Pricing {
+    /// The session's tariff version and its lot's time zone.
+    pub(super) async fn of(db: &Db, session: &Session) -> Result<Self, ApiError> {
+        let stored = tariffs::get(db, session.tariff_id)
+            .await?
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("session's tariff is gone")))?;
+        let lot = lots::get_public(db, session.lot_id)
+            .await?
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("session's lot is gone")))?;
+        Self::new(&stored.document, &lot.timezone)
+    }
+
+    fn new(document: &str, timezone: &str) -> Result<Self, ApiError> {
+        let tariff = Tariff::from_json_str(document)
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("stored tariff is invalid: {e}")))?;
+        let timezone = TimeZone::parse(timezone).map_err(ApiError::internal)?;
+        Ok(Self { tariff, timezone })
+    }
+
+    /// The session's fee from its start to `end`.
+    pub(super) fn price(
+        &self,
+        session: &Session,
+        end: DateTime<Utc>,
+    ) -> Result<PricedFee, ApiError> {
+        let fee = tariff::price(&self.tariff, self.timezone.tz(), session.started_at, end)
+            .map_err(ApiError::internal)?;
+        Ok(PricedFee {
+            fee,
+            tariff_version: session.tariff_version,
+        })
+    }
+}
+
+/// A settlement as the driver sees it.
+pub(super) fn settlement_view(s: &Settlement) -> Result<SettlementView, ApiError> {
+    Ok(SettlementView {
+        status: s.status,
+        reference: s.reference.clone(),
+        amount: money(s.amount_minor, &s.currency)?,
+        settled_at: s.settled_at,
+    })
+}
+
+/// Views of `sessions` in their order, loaded in a fixed number of queries however many
+/// there are: their spaces' codes, their settlements, and for active ones the tariffs and
+/// lots that price the fee so far.
+pub(super) async fn views(
+    state: &AppState,
+    sessions: Vec<Session>,
+) -> Result<Vec<SessionView>, ApiError> {
+    let db = &state.db;
+    let ids: Vec<Uuid> = sessions.iter().map(|s| s.session_id).collect();
+    let space_ids: Vec<Uuid> = sessions.iter().map(|s| s.space_id).collect();
+    let codes = spaces::codes(db, &space_ids).await?;
+    let mut settlements: HashMap<Uuid, Settlement> = sessions::settlements(db, &ids)
+        .await?
+        .into_iter()
+        .map(|s| (s.session_id, s))
+        .collect();
+    let active: Vec<&Session> = sessions.iter().filter(|s| s.is_active()).collect();
+    let mut pricing: HashMap<Uuid, Pricing> = HashMap::new();
+    if !active.is_empty() {
+        let tariff_ids: Vec<Uuid> = active.iter().map(|s| s.tariff_id).collect();
+        let lot_ids: Vec<Uuid> = active.iter().map(|s| s.lot_id).collect();
+        let documents: HashMap<Uuid, String> = tariffs::get_many(db, &tariff_ids)
+            .await?
+            .into_iter()
+            .map(|t| (t.tariff_id, t.document))
+            .collect();
+        let zones: HashMap<Uuid, String> = lots::get_many(db, &lot_ids)
+            .await?
+            .into_iter()
+            .map(|l| (l.lot_id, l.timezone))
+            .collect();
+        for session in &active {
+            let (Some(document), Some(zone)) = (
+                documents.get(&session.tariff_id),
+                zones.get(&session.lot_id),
+            ) else {
+                return Err(ApiError::internal(anyhow::anyhow!(
+                    "session {}'s tariff or lot is gone",
+                    session.session_id
+                )));
+            };
+            pricing.insert(session.session_id, Pricing::new(document, zone)?);
+        }
+    }
+    let now = state.clock.now();
+    sessions
+        .into_iter()
+        .map(|session| {
+            let code = codes.get(&session.space_id).cloned().unwrap_or_default();
+            let settlement = settlements.remove(&session.session_id);
+            let pricing = pricing.get(&session.session_id);
+            view(session, code, settlement, pricing, now)
+        })
+        .collect()
+}
+
+/// One session's view (see [`views`]).
+pub(super) async fn one(state: &AppState, session: Session) -> Result<SessionView, ApiError> {
+    let mut views = views(state, vec![session]).await?;
+    views
+        .pop()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a session's view went missing")))
+}
+
+fn view(
+    session: Session,
+    space_code: String,
+    settlement: Option<Settlement>,
+    pricing: Option<&Pricing>,
+    now: DateTime<Utc>,
+) -> Result<SessionView, ApiError> {
+    let fee = match (&session.fee_lines, pricing) {
+        (Some(stored), _) => Some(serde_json::from_str(stored).map_err(ApiError::internal)?),
+        (None, Some(pricing)) if session.is_active() => {
+            let so_far = pricing.price(&session, now.max(session.started_at))?;
+            Some(serde_json::to_value(so_far).map_err(ApiError::internal)?)
+        }
+        (None, _) => None,
+    };
+    let settlement = settlement.as_ref().map(settlement_view).transpose()?;
+    Ok(SessionView {
+        id: session.session_id,
+        lot_id: session.lot_id,
+        space_id: session.space_id,
+        space_code,
+        status: session.status,
+        started_at: session.started_at,
+        leave_by: session.leave_by,
+        ended_at: session.ended_at,
+        tariff_version: session.tariff_version,
+        currency: session.currency,
+        fee,
+        settlement,
+    })
+}

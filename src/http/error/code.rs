@@ -1,0 +1,449 @@
+//! The vocabulary of problems: every stable `code` an answer can carry, with its status, its
+//! title and what it means. Handlers name a variant; the OpenAPI document, the README's table
+//! and the phone page's messages are checked against this list.
+
+use axum::http::StatusCode;
+
+/// A kind of problem, answered as `urn:qrpark:problem:{code}` with a fixed status and title.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// 400: the body is not JSON.
+    MalformedJson,
+    /// 400: the body could not be read.
+    BodyUnreadable,
+    /// 400: starting a session without an `Idempotency-Key` header.
+    IdempotencyKeyRequired,
+    /// 400: an `Idempotency-Key` that is not 1 to 255 visible ASCII characters.
+    IdempotencyKeyInvalid,
+    /// 400: a scanned token that is forged, tampered, unsigned, foreign or garbage.
+    QrInvalid,
+    /// 401: no credential.
+    Unauthorized,
+    /// 401: an unknown or revoked operator API key.
+    ApiKeyInvalid,
+    /// 401: a missing or bad city identity token.
+    TokenInvalid,
+    /// 403: a city identity without the role the route needs.
+    Forbidden,
+    /// 404: no such route, or no such resource of the caller's.
+    NotFound,
+    /// 404: reading a lot's tariff before one is published.
+    TariffNotPublished,
+    /// 405: the path does not take this method.
+    MethodNotAllowed,
+    /// 409: another session is active on the space.
+    SpaceOccupied,
+    /// 409: the space is out of service.
+    SpaceOutOfService,
+    /// 409: the lot has no tariff, so nothing can be priced or started.
+    NoTariff,
+    /// 409: a request with the same `Idempotency-Key` is still running.
+    IdempotencyKeyInFlight,
+    /// 409: a receipt asked for before the session stopped.
+    SessionActive,
+    /// 409: the operator already has a lot with this name.
+    LotNameTaken,
+    /// 409: the lot already has spaces with these codes.
+    SpaceCodeTaken,
+    /// 409: an operator with this name exists.
+    OperatorNameTaken,
+    /// 409: another tariff was published for the lot at the same moment.
+    TariffConflict,
+    /// 410: a scanned code that the operator has replaced.
+    QrRevoked,
+    /// 413: a body over `max_body_bytes`.
+    PayloadTooLarge,
+    /// 415: a body that is not `application/json`.
+    UnsupportedMediaType,
+    /// 422: the same `Idempotency-Key` with another request body.
+    IdempotencyKeyReused,
+    /// 422: a member the request does not know.
+    UnknownField,
+    /// 422: fields that do not validate, each with its JSON path.
+    ValidationFailed,
+    /// 422: a tariff document with problems, each with its JSON path.
+    TariffInvalid,
+    /// 500: a bug, logged with its cause and answered without it.
+    Internal,
+    /// 503: the database does not answer.
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// Every code, in the order of their statuses.
+    pub const ALL: [ErrorCode; 30] = [
+        Self::MalformedJson,
+        Self::BodyUnreadable,
+        Self::IdempotencyKeyRequired,
+        Self::IdempotencyKeyInvalid,
+        Self::QrInvalid,
+        Self::Unauthorized,
+        Self::ApiKeyInvalid,
+        Self::TokenInvalid,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::TariffNotPublished,
+        Self::MethodNotAllowed,
+        Self::SpaceOccupied,
+        Self::SpaceOutOfService,
+        Self::NoTariff,
+        Self::IdempotencyKeyInFlight,
+        Self::SessionActive,
+        Self::LotNameTaken,
+        Self::SpaceCodeTaken,
+        Self::OperatorNameTaken,
+        Self::TariffConflict,
+        Self::QrRevoked,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::IdempotencyKeyReused,
+        Self::UnknownField,
+        Self::ValidationFailed,
+        Self::TariffInvalid,
+        Self::Internal,
+        Self::Unavailable,
+    ];
+
+    /// The stable machine-readable code.
+    pub const fn code(self) -> &'static str {
+        self.facts().0
+    }
+
+    /// The HTTP status every answer with this code carries.
+    pub const fn status(self) -> StatusCode {
+        self.facts().1
+    }
+
+    /// The short, fixed title of the problem.
+    pub const fn title(self) -> &'static str {
+        self.facts().2
+    }
+
+    /// When the code is answered, for the OpenAPI document and the docs.
+    pub const fn description(self) -> &'static str {
+        self.facts().3
+    }
+
+    const fn facts(self) -> (&'static str, StatusCode, &'static str, &'static str) {
+        use StatusCode as S;
+        match self {
+            Self::MalformedJson => (
+                "malformed_json",
+                S::BAD_REQUEST,
+                "Malformed JSON",
+                "the body is not JSON",
+            ),
+            Self::BodyUnreadable => (
+                "body_unreadable",
+                S::BAD_REQUEST,
+                "Body unreadable",
+                "the body could not be read",
+            ),
+            Self::IdempotencyKeyRequired => (
+                "idempotency_key_required",
+                S::BAD_REQUEST,
+                "Idempotency-Key required",
+                "starting a session needs an `Idempotency-Key` header",
+            ),
+            Self::IdempotencyKeyInvalid => (
+                "idempotency_key_invalid",
+                S::BAD_REQUEST,
+                "Idempotency-Key invalid",
+                "the `Idempotency-Key` is not 1 to 255 visible ASCII characters",
+            ),
+            Self::QrInvalid => (
+                "qr_invalid",
+                S::BAD_REQUEST,
+                "QR code invalid",
+                "a scanned token that is forged, tampered, unsigned, foreign, oversized or garbage",
+            ),
+            Self::Unauthorized => (
+                "unauthorized",
+                S::UNAUTHORIZED,
+                "Unauthorized",
+                "no operator API key (with `WWW-Authenticate`)",
+            ),
+            Self::ApiKeyInvalid => (
+                "api_key_invalid",
+                S::UNAUTHORIZED,
+                "Unauthorized",
+                "an unknown or revoked operator API key (with `WWW-Authenticate`)",
+            ),
+            Self::TokenInvalid => (
+                "token_invalid",
+                S::UNAUTHORIZED,
+                "Unauthorized",
+                "a missing or bad city identity token (with `WWW-Authenticate`; the reason is logged, not answered)",
+            ),
+            Self::Forbidden => (
+                "forbidden",
+                S::FORBIDDEN,
+                "Forbidden",
+                "a city identity without the role the route needs",
+            ),
+            Self::NotFound => (
+                "not_found",
+                S::NOT_FOUND,
+                "Not found",
+                "no such route, or no such resource of the caller's",
+            ),
+            Self::TariffNotPublished => (
+                "no_tariff",
+                S::NOT_FOUND,
+                "No tariff",
+                "reading a lot's tariff before one is published",
+            ),
+            Self::MethodNotAllowed => (
+                "method_not_allowed",
+                S::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+                "the path does not take this method (with an `Allow` header)",
+            ),
+            Self::SpaceOccupied => (
+                "space_occupied",
+                S::CONFLICT,
+                "Space occupied",
+                "another session is active on the space",
+            ),
+            Self::SpaceOutOfService => (
+                "space_out_of_service",
+                S::CONFLICT,
+                "Space out of service",
+                "the space is out of service",
+            ),
+            Self::NoTariff => (
+                "no_tariff",
+                S::CONFLICT,
+                "No tariff",
+                "the lot has no tariff yet, so nothing can be priced or started",
+            ),
+            Self::IdempotencyKeyInFlight => (
+                "idempotency_key_in_flight",
+                S::CONFLICT,
+                "Request in progress",
+                "a request with this `Idempotency-Key` is still running",
+            ),
+            Self::SessionActive => (
+                "session_active",
+                S::CONFLICT,
+                "Session active",
+                "a receipt exists once the session is stopped",
+            ),
+            Self::LotNameTaken => (
+                "lot_name_taken",
+                S::CONFLICT,
+                "Conflict",
+                "the operator already has a lot with this name",
+            ),
+            Self::SpaceCodeTaken => (
+                "space_code_taken",
+                S::CONFLICT,
+                "Conflict",
+                "the lot already has spaces with these codes (listed in `codes`)",
+            ),
+            Self::OperatorNameTaken => (
+                "operator_name_taken",
+                S::CONFLICT,
+                "Conflict",
+                "an operator with this name exists",
+            ),
+            Self::TariffConflict => (
+                "tariff_conflict",
+                S::CONFLICT,
+                "Conflict",
+                "another tariff was published for the lot at the same moment",
+            ),
+            Self::QrRevoked => (
+                "qr_revoked",
+                S::GONE,
+                "QR code revoked",
+                "a scanned code that the operator has replaced",
+            ),
+            Self::PayloadTooLarge => (
+                "payload_too_large",
+                S::PAYLOAD_TOO_LARGE,
+                "Payload too large",
+                "the body is larger than `max_body_bytes`",
+            ),
+            Self::UnsupportedMediaType => (
+                "unsupported_media_type",
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported media type",
+                "a body that is not `application/json`",
+            ),
+            Self::IdempotencyKeyReused => (
+                "idempotency_key_reused",
+                S::UNPROCESSABLE_ENTITY,
+                "Idempotency-Key reused",
+                "the same `Idempotency-Key` with another request body",
+            ),
+            Self::UnknownField => (
+                "unknown_field",
+                S::UNPROCESSABLE_ENTITY,
+                "Unknown field",
+                "a member the request does not know, with its path in `errors`",
+            ),
+            Self::ValidationFailed => (
+                "validation_failed",
+                S::UNPROCESSABLE_ENTITY,
+                "Validation failed",
+                "fields that do not validate, each with its JSON path in `errors`",
+            ),
+            Self::TariffInvalid => (
+                "tariff_invalid",
+                S::UNPROCESSABLE_ENTITY,
+                "Tariff invalid",
+                "a tariff document with problems, each with its JSON path in `errors`",
+            ),
+            Self::Internal => (
+                "internal",
+                S::INTERNAL_SERVER_ERROR,
+                "Internal server error",
+                "a failure on the server's side, logged with the request id",
+            ),
+            Self::Unavailable => (
+                "unavailable",
+                S::SERVICE_UNAVAILABLE,
+                "Service unavailable",
+                "the database does not answer",
+            ),
+        }
+    }
+
+    /// The variant answered as `code` with `status`, if there is one.
+    pub fn find(code: &str, status: StatusCode) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.code() == code && c.status() == status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::ErrorCode;
+
+    #[test]
+    fn every_variant_is_listed_once() {
+        // The match fails to compile when a variant is added, reminding to list it in ALL.
+        let listed = |code: ErrorCode| match code {
+            ErrorCode::MalformedJson
+            | ErrorCode::BodyUnreadable
+            | ErrorCode::IdempotencyKeyRequired
+            | ErrorCode::IdempotencyKeyInvalid
+            | ErrorCode::QrInvalid
+            | ErrorCode::Unauthorized
+            | ErrorCode::ApiKeyInvalid
+            | ErrorCode::TokenInvalid
+            | ErrorCode::Forbidden
+            | ErrorCode::NotFound
+            | ErrorCode::TariffNotPublished
+            | ErrorCode::MethodNotAllowed
+            | ErrorCode::SpaceOccupied
+            | ErrorCode::SpaceOutOfService
+            | ErrorCode::NoTariff
+            | ErrorCode::IdempotencyKeyInFlight
+            | ErrorCode::SessionActive
+            | ErrorCode::LotNameTaken
+            | ErrorCode::SpaceCodeTaken
+            | ErrorCode::OperatorNameTaken
+            | ErrorCode::TariffConflict
+            | ErrorCode::QrRevoked
+            | ErrorCode::PayloadTooLarge
+            | ErrorCode::UnsupportedMediaType
+            | ErrorCode::IdempotencyKeyReused
+            | ErrorCode::UnknownField
+            | ErrorCode::ValidationFailed
+            | ErrorCode::TariffInvalid
+            | ErrorCode::Internal
+            | ErrorCode::Unavailable => 30,
+        };
+        let distinct: HashSet<_> = ErrorCode::ALL.into_iter().collect();
+        assert_eq!(distinct.len(), listed(ErrorCode::Internal));
+    }
+
+    #[test]
+    fn a_code_and_its_status_name_one_variant() {
+        let pairs: HashSet<_> = ErrorCode::ALL
+            .into_iter()
+            .map(|c| (c.code(), c.status()))
+            .collect();
+        assert_eq!(pairs.len(), ErrorCode::ALL.len());
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::find(code.code(), code.status()), Some(code));
+            assert!(
+                code.code()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_')
+            );
+        }
+    }
+
+    /// The codes a text names in backticks (`like_this`), as the OpenAPI descriptions do.
+    fn backticked(text: &str) -> Vec<&str> {
+        text.split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|word| word.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+            .filter(|word| word.contains('_') || ErrorCode::ALL.iter().any(|c| c.code() == *word))
+            .collect()
+    }
+
+    #[test]
+    fn every_code_the_openapi_document_names_is_answered_with_that_status() {
+        let doc = serde_json::to_value(crate::http::openapi()).unwrap();
+        let mut named = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let Some(responses) = operation["responses"].as_object() else {
+                    continue;
+                };
+                for (status, response) in responses {
+                    let status: u16 = status.parse().unwrap();
+                    let description = response["description"].as_str().unwrap_or("");
+                    if status < 400 {
+                        continue;
+                    }
+                    for code in backticked(description) {
+                        let status = axum::http::StatusCode::from_u16(status).unwrap();
+                        assert!(
+                            ErrorCode::find(code, status).is_some(),
+                            "{method} {path}: `{code}` is documented under {status} but no \
+                             ErrorCode answers it so"
+                        );
+                        named += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            named > 10,
+            "the descriptions name the codes ({named} found)"
+        );
+    }
+
+    #[test]
+    fn every_code_the_phone_page_explains_exists() {
+        let script = include_str!("../pages/assets/page.js");
+        let mut explained = 0;
+        for quoted in script.split('"').skip(1).step_by(2) {
+            let is_code =
+                quoted.contains('_') && quoted.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+            let near_code = script.contains(&format!("case \"{quoted}\""))
+                || script.contains(&format!("code === \"{quoted}\""))
+                || script.contains(&format!("code !== \"{quoted}\""));
+            if is_code && near_code {
+                assert!(
+                    ErrorCode::ALL.iter().any(|c| c.code() == quoted),
+                    "page.js explains `{quoted}`, which no answer carries"
+                );
+                explained += 1;
+            }
+        }
+        assert!(
+            explained >= 6,
+            "page.js explains the codes ({explained} found)"
+        );
+    }
+}
