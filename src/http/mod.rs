@@ -36,7 +36,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[openapi(
     info(title = "qrpark", description = "QR-code parking payment: lots, spaces, tariffs, sessions."),
     modifiers(&SecurityAddon),
-    components(schemas(error::ProblemBody, error::FieldError)),
+    components(schemas(error::ProblemBody, error::FieldError, error::ErrorCode)),
     tags(
         (name = "operations", description = "Health and metrics"),
         (name = "public", description = "Anyone: QR verification keys, scans, quotes"),

@@ -2,7 +2,11 @@
 //! title and what it means. Handlers name a variant; the OpenAPI document, the README's table
 //! and the phone page's messages are checked against this list.
 
+use std::borrow::Cow;
+
 use axum::http::StatusCode;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 /// A kind of problem, answered as `urn:qrpark:problem:{code}` with a fixed status and title.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -318,6 +322,36 @@ impl ErrorCode {
     }
 }
 
+/// The OpenAPI schema of `code`: every code, with its status and meaning.
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> RefOr<Schema> {
+        let mut codes: Vec<&str> = Vec::new();
+        let mut description = String::from("A stable machine-readable code:\n");
+        for code in ErrorCode::ALL {
+            if !codes.contains(&code.code()) {
+                codes.push(code.code());
+            }
+            description.push_str(&format!(
+                "\n- `{}` ({}): {}",
+                code.code(),
+                code.status().as_u16(),
+                code.description()
+            ));
+        }
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(codes))
+            .description(Some(description))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ErrorCode {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("ProblemCode")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -444,6 +478,27 @@ mod tests {
         assert!(
             explained >= 6,
             "page.js explains the codes ({explained} found)"
+        );
+    }
+
+    #[test]
+    fn the_openapi_document_lists_every_code_with_its_meaning() {
+        let doc = serde_json::to_value(crate::http::openapi()).unwrap();
+        let schema = &doc["components"]["schemas"]["ProblemCode"];
+        let listed: Vec<&str> = schema["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let description = schema["description"].as_str().unwrap();
+        for code in ErrorCode::ALL {
+            assert!(listed.contains(&code.code()), "{} not in the enum", code.code());
+            assert!(description.contains(code.description()), "{:?}", code);
+        }
+        assert_eq!(
+            doc["components"]["schemas"]["Problem"]["properties"]["code"]["$ref"],
+            "#/components/schemas/ProblemCode"
         );
     }
 }

@@ -67,6 +67,7 @@ pub struct ProblemBody {
     /// What went wrong this time, for people.
     pub detail: String,
     /// A stable machine-readable code (`validation_failed`, `not_found`, `space_code_taken`...).
+    #[schema(value_type = ErrorCode)]
     pub code: String,
     /// Every invalid field, for `validation_failed`, `unknown_field` and `tariff_invalid`.
     #[serde(skip_serializing_if = "Option::is_none")]

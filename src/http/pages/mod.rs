@@ -19,7 +19,8 @@ use crate::AppState;
 use crate::domain::space::SpaceStatus;
 use crate::domain::tariff::Tariff;
 use crate::domain::timezone::TimeZone;
-use crate::store::{StoreResult, lots, on_db, spaces, tariffs};
+use crate::qr::resolve::{Genuine, Refusal, resolve};
+use crate::store::{StoreResult, on_db, tariffs};
 
 pub mod i18n;
 pub mod receipt;
@@ -148,14 +149,6 @@ pub struct PageData {
     pub client_id: String,
 }
 
-/// What a scanned token turned out to be.
-enum Scanned {
-    Genuine(Box<PageData>),
-    Forged,
-    Revoked,
-    NoSpace,
-}
-
 /// The warning pages, by what went wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Warning {
@@ -163,6 +156,17 @@ pub enum Warning {
     Revoked,
     NoSpace,
     Error,
+}
+
+impl From<Refusal> for Warning {
+    /// How the page answers a code that must not be paid through.
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Forged => Warning::Forged,
+            Refusal::Revoked => Warning::Revoked,
+            Refusal::NoSpace => Warning::NoSpace,
+        }
+    }
 }
 
 impl Warning {
@@ -184,10 +188,8 @@ async fn scan_page(
 ) -> Response {
     let (lang, remember) = language(&headers, &query);
     let (status, body) = match scan(&state, &token).await {
-        Ok(Scanned::Genuine(data)) => (StatusCode::OK, view::scan_page(&data, lang)),
-        Ok(Scanned::Forged) => warning(Warning::Forged, lang),
-        Ok(Scanned::Revoked) => warning(Warning::Revoked, lang),
-        Ok(Scanned::NoSpace) => warning(Warning::NoSpace, lang),
+        Ok(Ok(data)) => (StatusCode::OK, view::scan_page(&data, lang)),
+        Ok(Err(refusal)) => warning(Warning::from(refusal), lang),
         Err(error) => {
             tracing::error!(?error, "the phone page could not read the scanned space");
             warning(Warning::Error, lang)
@@ -271,27 +273,11 @@ fn html(status: StatusCode, body: String, remember: Option<Lang>) -> Response {
     response
 }
 
-/// Verifies the token as `GET /v1/scan/{token}` does, and gathers what the page shows.
-async fn scan(state: &AppState, token: &str) -> anyhow::Result<Scanned> {
-    let claims = match state.keys.verify(token).await? {
-        Ok(claims) => claims,
-        Err(reason) => {
-            tracing::info!(%reason, "the phone page refused a QR token");
-            return Ok(Scanned::Forged);
-        }
-    };
-    let Some(space) = spaces::get_public(&state.db, claims.space_id).await? else {
-        return Ok(Scanned::NoSpace);
-    };
-    let version = i64::from(claims.version);
-    if version < i64::from(space.qr_version) {
-        return Ok(Scanned::Revoked);
-    }
-    if version > i64::from(space.qr_version) {
-        return Ok(Scanned::Forged);
-    }
-    let Some(lot) = lots::get_public(&state.db, space.lot_id).await? else {
-        return Ok(Scanned::NoSpace);
+/// Resolves the token as `GET /v1/scan/{token}` does, and gathers what the page shows.
+async fn scan(state: &AppState, token: &str) -> anyhow::Result<Result<Box<PageData>, Refusal>> {
+    let Genuine { space, lot, kid } = match resolve(&state.keys, &state.db, token).await? {
+        Ok(genuine) => genuine,
+        Err(refusal) => return Ok(Err(refusal)),
     };
     let now = state.clock.now();
     let tariff =
@@ -316,7 +302,7 @@ async fn scan(state: &AppState, token: &str) -> anyhow::Result<Scanned> {
         .unwrap_or(local_now);
     let currency = crate::domain::currency::Currency::parse(&lot.currency)?;
     let public_url = state.config.public_url();
-    Ok(Scanned::Genuine(Box::new(PageData {
+    Ok(Ok(Box::new(PageData {
         token: token.to_owned(),
         lot_id: lot.lot_id,
         lot_name: lot.name,
@@ -328,10 +314,7 @@ async fn scan(state: &AppState, token: &str) -> anyhow::Result<Scanned> {
         availability,
         tariff,
         currency_symbol: tariff_words::symbol(currency),
-        kid: jsonwebtoken::decode_header(token)
-            .ok()
-            .and_then(|h| h.kid)
-            .unwrap_or_default(),
+        kid,
         expected_address: format!("{public_url}/q/"),
         callback_url: format!("{public_url}/q/callback"),
         now,
