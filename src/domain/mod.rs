@@ -5,6 +5,8 @@ pub mod currency;
 pub mod idempotency_key;
 pub mod lot;
 pub mod money;
+pub mod plate;
+pub mod proof;
 pub mod qr_token;
 pub mod session;
 pub mod space;

@@ -28,6 +28,20 @@ pub enum SettlementStatus {
     Failed,
 }
 
+/// Who or what ended a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndedBy {
+    /// The driver stopped it.
+    Driver,
+    /// It reached the end the driver planned at the start (`stop_at`).
+    Planned,
+    /// It reached the tariff's maximum stay (`leave_by`).
+    MaxStay,
+    /// The lot's operator stopped it, with a reason.
+    Operator,
+}
+
 macro_rules! names {
     ($type:ty, $what:literal, $($variant:ident => $name:literal),+ $(,)?) => {
         impl $type {
@@ -64,6 +78,14 @@ macro_rules! names {
 
 names!(SessionStatus, "session status", Active => "active", Stopped => "stopped");
 names!(
+    EndedBy,
+    "ending",
+    Driver => "driver",
+    Planned => "planned",
+    MaxStay => "max_stay",
+    Operator => "operator",
+);
+names!(
     SettlementStatus,
     "settlement status",
     Pending => "pending",
@@ -84,6 +106,10 @@ mod tests {
         for state in SettlementStatus::ALL {
             assert_eq!(state.as_str().parse::<SettlementStatus>(), Ok(*state));
             assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        }
+        for ending in EndedBy::ALL {
+            assert_eq!(ending.as_str().parse::<EndedBy>(), Ok(*ending));
+            assert_eq!(serde_json::to_value(ending).unwrap(), ending.as_str());
         }
         assert!("everything".parse::<SessionStatus>().is_err());
     }

@@ -5,7 +5,7 @@ use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Encode, Type};
 
-use crate::domain::session::{SessionStatus, SettlementStatus};
+use crate::domain::session::{EndedBy, SessionStatus, SettlementStatus};
 use crate::domain::space::SpaceStatus;
 
 macro_rules! stored_as_text {
@@ -46,4 +46,4 @@ macro_rules! stored_as_text {
     )+};
 }
 
-stored_as_text!(SessionStatus, SettlementStatus, SpaceStatus);
+stored_as_text!(EndedBy, SessionStatus, SettlementStatus, SpaceStatus);
