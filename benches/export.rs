@@ -44,13 +44,14 @@ async fn seed(db: &Db, sessions: i64) -> QrSigningKey {
                 "with recursive n(i) as (select 1 union all select i + 1 from n where i < {sessions}) \
                  insert into session (session_id, lot_id, space_id, operator_id, driver, tariff_id, \
                  tariff_version, currency, status, started_at, ended_at, fee_minor, fee_lines, \
-                 created_at, updated_at, audit_seq, audit_hash) \
+                 created_at, updated_at, audit_seq, audit_hash, ended_by) \
                  select unhex(printf('%012x7000%016x', (1790000000 + i * 2) * 1000, i)), lot.lot_id, \
                  (select space_id from space where lot_id = lot.lot_id limit 1), lot.operator_id, \
                  'driver-' || (i % 5000), tariff.tariff_id, 1, 'CNY', 'stopped', \
                  strftime('%Y-%m-%dT%H:%M:%S+00:00', 1790000000 + i * 2, 'unixepoch'), \
                  strftime('%Y-%m-%dT%H:%M:%S+00:00', 1790007200 + i * 2, 'unixepoch'), \
-                 2500, '{fee}', '2026-09-29T02:00:00+00:00', '2026-09-29T02:00:00+00:00', 1000 + i, randomblob(32) \
+                 2500, '{fee}', '2026-09-29T02:00:00+00:00', '2026-09-29T02:00:00+00:00', 1000 + i, randomblob(32), \
+                 'driver' \
                  from n, lot join tariff on tariff.lot_id = lot.lot_id where lot.lot_id = $1"
             );
             sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -75,14 +76,14 @@ async fn seed(db: &Db, sessions: i64) -> QrSigningKey {
             let sql = format!(
                 "insert into session (session_id, lot_id, space_id, operator_id, driver, tariff_id, \
                  tariff_version, currency, status, started_at, ended_at, fee_minor, fee_lines, \
-                 created_at, updated_at, audit_seq, audit_hash) \
+                 created_at, updated_at, audit_seq, audit_hash, ended_by) \
                  select (lpad(to_hex((1790000000 + i * 2) * 1000::bigint), 12, '0') || '7000' \
                  || lpad(to_hex(i), 16, '0'))::uuid, lot.lot_id, \
                  (select space_id from space where lot_id = lot.lot_id limit 1), lot.operator_id, \
                  'driver-' || (i % 5000), tariff.tariff_id, 1, 'CNY', 'stopped', \
                  to_timestamp(1790000000 + i * 2), to_timestamp(1790007200 + i * 2), \
                  2500, '{fee}', now(), now(), 1000 + i, \
-                 decode(md5(i::text) || md5((-i)::text), 'hex') \
+                 decode(md5(i::text) || md5((-i)::text), 'hex'), 'driver' \
                  from generate_series(1, {sessions}) as i, lot join tariff on tariff.lot_id = lot.lot_id \
                  where lot.lot_id = $1"
             );

@@ -38,6 +38,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `text` for people, `json` for log collectors.
     pub log_format: LogFormat,
+    /// Active sessions one driver may hold at once.
+    pub max_active_sessions: u32,
+    /// Days after a session's stop when its plate is erased.
+    pub plate_retention_days: u32,
 }
 
 /// How log lines are written.
@@ -63,6 +67,8 @@ impl Default for Config {
             city_login_url: None,
             max_body_bytes: 256 * 1024,
             log_format: LogFormat::Text,
+            max_active_sessions: 3,
+            plate_retention_days: 90,
         }
     }
 }
@@ -134,6 +140,8 @@ const ENV_KEYS: &[&str] = &[
     "city_login_url",
     "max_body_bytes",
     "log_format",
+    "max_active_sessions",
+    "plate_retention_days",
 ];
 
 impl Config {
@@ -198,6 +206,19 @@ impl Config {
             return Err(ConfigError::Invalid {
                 setting: "database_max_connections",
                 reason: "must be at least 1".into(),
+            });
+        }
+        if self.max_active_sessions == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "max_active_sessions",
+                reason: "must be at least 1: a driver must be able to park".into(),
+            });
+        }
+        if self.plate_retention_days == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "plate_retention_days",
+                reason: "must be at least 1: wardens check plates of sessions that just ended"
+                    .into(),
             });
         }
         if self.max_body_bytes < 1024 {
@@ -297,6 +318,8 @@ impl fmt::Debug for Config {
             )
             .field("max_body_bytes", &self.max_body_bytes)
             .field("log_format", &self.log_format)
+            .field("max_active_sessions", &self.max_active_sessions)
+            .field("plate_retention_days", &self.plate_retention_days)
             .finish()
     }
 }

@@ -15,6 +15,7 @@ pub mod http;
 pub mod identity;
 pub mod qr;
 pub mod render;
+pub mod sessions;
 pub mod settlement;
 pub mod store;
 pub mod telemetry;
@@ -38,6 +39,8 @@ pub struct AppState {
     /// Where settlements are delivered (`QRPARK_CITY_PAYMENTS_URL`); `None` settles at once
     /// against the ledger.
     pub payments_url: Option<String>,
+    /// The key of the keyed hash by which the audit chain commits to plates.
+    pub plate_key: Arc<[u8; 32]>,
 }
 
 impl AppState {

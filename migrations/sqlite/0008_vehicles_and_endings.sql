@@ -45,6 +45,8 @@ create index session_due_idx on session (ends_at) where status = 'active' and en
 -- Wardens search active sessions by plate; the cap on active sessions counts by driver.
 create index session_active_plate_idx on session (plate) where status = 'active';
 create index session_active_driver_idx on session (driver) where status = 'active';
+-- A warden's check reads the last session that ended on each space.
+create index session_space_ended_idx on session (space_id, ended_at);
 -- Retention finds stopped sessions whose plate is still held.
 create index session_plate_held_idx on session (ended_at) where plate is not null and status = 'stopped';
 

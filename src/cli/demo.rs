@@ -42,6 +42,8 @@ struct DemoLot {
     currency: String,
     /// A file name under fixtures/tariffs/, listed in [`TARIFFS`].
     tariff: String,
+    /// Sessions must name the vehicle's plate.
+    plate_required: bool,
 }
 
 /// The fixture tariffs the demo may publish, compiled in.
@@ -158,6 +160,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
                 address: Some(Address::parse(&demo.lot.address)?),
                 timezone: TimeZone::parse(&demo.lot.timezone)?,
                 currency: Currency::parse(&demo.lot.currency)?,
+                plate_required: demo.lot.plate_required,
             };
             lots::create(db, operator.operator_id, &new_lot, now).await?
         }

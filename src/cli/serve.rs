@@ -70,7 +70,11 @@ pub async fn state(config: Config, db: Db) -> anyhow::Result<AppState> {
     if filled > 0 {
         tracing::info!(spaces = filled, "gave spaces without a QR code their code");
     }
+    let plate_key = crate::store::vehicles::plate_key(&db)
+        .await
+        .context("cannot load the plate key")?;
     Ok(AppState {
+        plate_key: Arc::new(plate_key),
         db,
         clock: Arc::new(SystemClock),
         metrics: Metrics::global(),
@@ -97,6 +101,7 @@ pub async fn serve(
     if state.payments_url.is_some() {
         crate::settlement::outbox::spawn(state.clone(), std::time::Duration::from_secs(1));
     }
+    crate::sessions::scheduler::spawn(state.clone());
     ready(addr);
     let db = state.db.clone();
     axum::serve(listener, app(state))

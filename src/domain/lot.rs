@@ -48,6 +48,8 @@ pub struct NewLot {
     pub address: Option<Address>,
     pub timezone: TimeZone,
     pub currency: Currency,
+    /// Every session in the lot must name the vehicle's plate.
+    pub plate_required: bool,
 }
 
 #[cfg(test)]

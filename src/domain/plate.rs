@@ -118,7 +118,10 @@ mod tests {
     #[test]
     fn every_province_opens_a_plate() {
         for province in PROVINCES {
-            assert!(Plate::parse(&format!("{province}A12345")).is_ok(), "{province}");
+            assert!(
+                Plate::parse(&format!("{province}A12345")).is_ok(),
+                "{province}"
+            );
         }
         let distinct: std::collections::HashSet<char> = PROVINCES.into_iter().collect();
         assert_eq!(distinct.len(), 31);
@@ -135,7 +138,7 @@ mod tests {
         let ipad: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
         let opad: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
         let inner = Sha256::digest([ipad.as_slice(), "沪A12345".as_bytes()].concat());
-        let expected: [u8; 32] = Sha256::digest([opad.as_slice(), inner.as_slice()].concat()).into();
+        let expected: [u8; 32] = Sha256::digest([opad.as_slice(), &inner[..]].concat()).into();
         assert_eq!(plate.keyed_hash(&key), expected);
         // RFC 4231 test case 1's key is 20 bytes of 0x0b: zero-padded to 32 it is the same
         // HMAC key, so the published value checks the construction independently.

@@ -2,13 +2,13 @@
 
 use axum::extract::State;
 use chrono::{DateTime, TimeDelta, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::domain::tariff::{self, Fee, PriceError, Tariff};
+use crate::domain::tariff::{self, PriceError, Tariff};
 use crate::domain::timezone::TimeZone;
 use crate::http::error::{ApiError, ErrorCode, FieldError, ProblemBody};
 use crate::http::extract::{IdPath, Json};
@@ -35,13 +35,7 @@ pub struct QuoteRequest {
     pub end: DateTime<Utc>,
 }
 
-/// A fee and the tariff version that priced it.
-#[derive(Debug, Serialize)]
-pub struct PricedFee {
-    #[serde(flatten)]
-    pub fee: Fee,
-    pub tariff_version: i32,
-}
+pub use crate::sessions::PricedFee;
 
 /// One line of a fee (documentation of [`Fee`]'s JSON form).
 #[derive(ToSchema)]

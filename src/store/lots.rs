@@ -18,6 +18,8 @@ pub struct Lot {
     pub currency: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Every session must name the vehicle's plate.
+    pub plate_required: bool,
 }
 
 /// What the audit log records of a lot.
@@ -29,11 +31,12 @@ fn lot_payload(lot: &Lot) -> serde_json::Value {
         "address": lot.address,
         "timezone": lot.timezone,
         "currency": lot.currency,
+        "plate_required": lot.plate_required,
     })
 }
 
-const COLUMNS: &str =
-    "lot_id, operator_id, name, address, timezone, currency, created_at, updated_at";
+const COLUMNS: &str = "lot_id, operator_id, name, address, timezone, currency, created_at, updated_at, \
+     plate_required";
 
 /// Creates a lot for an operator.
 pub async fn create(
@@ -51,12 +54,14 @@ pub async fn create(
         currency: lot.currency.code().to_owned(),
         created_at: now,
         updated_at: now,
+        plate_required: lot.plate_required,
     };
     on_db!(db, pool => async {
         let mut tx = pool.begin().await?;
         sqlx::query(
             "insert into lot (lot_id, operator_id, name, address, timezone, currency, minor_unit, \
-             created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             created_at, updated_at, plate_required) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(row.lot_id)
         .bind(row.operator_id)
@@ -67,6 +72,7 @@ pub async fn create(
         .bind(i16::try_from(lot.currency.minor_unit()).unwrap_or(i16::MAX))
         .bind(now)
         .bind(now)
+        .bind(lot.plate_required)
         .execute(&mut *tx)
         .await?;
         audit!(tx, now, "lot.created", row.lot_id, lot_payload(&row));
@@ -105,6 +111,7 @@ pub struct LotChanges {
     pub name: Option<LotName>,
     /// `Some(None)` removes the address.
     pub address: Option<Option<Address>>,
+    pub plate_required: Option<bool>,
 }
 
 /// Applies changes to one of the operator's lots; `None` when it is not theirs.
@@ -117,7 +124,8 @@ pub async fn update(
 ) -> StoreResult<Option<Lot>> {
     let sql = format!(
         "update lot set name = coalesce($3, name), \
-         address = case when $4 then $5 else address end, updated_at = $6 \
+         address = case when $4 then $5 else address end, updated_at = $6, \
+         plate_required = coalesce($7, plate_required) \
          where lot_id = $1 and operator_id = $2 returning {COLUMNS}"
     );
     let name = changes.name.as_ref().map(|n| n.as_str().to_owned());
@@ -135,6 +143,7 @@ pub async fn update(
             .bind(address_given)
             .bind(address)
             .bind(now)
+            .bind(changes.plate_required)
             .fetch_optional(&mut *tx)
             .await?;
         if let Some(lot) = &lot {

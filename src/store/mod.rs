@@ -24,6 +24,7 @@ pub mod space_qr;
 pub mod spaces;
 pub mod states;
 pub mod tariffs;
+pub mod vehicles;
 
 /// Runs `$body` with `$pool` bound to the live backend's pool (or transaction source).
 macro_rules! on_db {
@@ -64,6 +65,8 @@ pub enum Constraint {
     TariffVersion,
     /// One active session per space (a partial unique index).
     ActiveSessionPerSpace,
+    /// A driver's cap on active sessions (counted in the start's transaction).
+    ActiveSessionsPerDriver,
 }
 
 /// Each constraint's PostgreSQL name and the columns SQLite names in its message.

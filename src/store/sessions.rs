@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::audit::audit;
 use super::{Db, StoreError, StoreResult, on_db};
-use crate::domain::session::{SessionStatus, SettlementStatus};
+use crate::domain::session::{EndedBy, SessionStatus, SettlementStatus};
 
 /// A session as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -26,6 +26,17 @@ pub struct Session {
     pub fee_lines: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The normalised plate; `None` when none was given or once it was erased.
+    pub plate: Option<String>,
+    /// When retention erased the plate.
+    pub plate_erased_at: Option<DateTime<Utc>>,
+    /// The end the driver planned at the start.
+    pub stop_at: Option<DateTime<Utc>>,
+    /// When the session stops itself: the earlier of `stop_at` and `leave_by`.
+    pub ends_at: Option<DateTime<Utc>>,
+    pub ended_by: Option<EndedBy>,
+    /// The operator's reason, when the operator stopped it.
+    pub stop_reason: Option<String>,
 }
 
 impl Session {
@@ -53,9 +64,10 @@ pub struct Settlement {
     pub settled_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "session_id, lot_id, space_id, operator_id, driver, tariff_id, \
+pub(crate) const COLUMNS: &str = "session_id, lot_id, space_id, operator_id, driver, tariff_id, \
                        tariff_version, currency, status, started_at, leave_by, ended_at, \
-                       fee_minor, fee_lines, created_at, updated_at";
+                       fee_minor, fee_lines, created_at, updated_at, plate, plate_erased_at, \
+                       stop_at, ends_at, ended_by, stop_reason";
 
 const SETTLEMENT_COLUMNS: &str = "settlement_id, session_id, reference, driver, operator_id, \
                                   currency, amount_minor, status, attempts, last_error, \
@@ -73,13 +85,26 @@ pub struct IdempotentAnswer {
 /// Inserts a new active session and, in the same transaction, the idempotency key's answer:
 /// either both are there after a crash or neither is. A taken space is
 /// `Conflict(ActiveSessionPerSpace)`.
-pub async fn start(db: &Db, session: &Session, answer: &IdempotentAnswer) -> StoreResult<()> {
+pub async fn start(
+    db: &Db,
+    session: &Session,
+    answer: &IdempotentAnswer,
+    plate_hash: Option<&str>,
+    max_active: Option<i64>,
+) -> StoreResult<()> {
     on_db!(db, pool => async {
         let mut tx = pool.begin().await?;
+        if matches!(db, Db::Postgres(_)) && max_active.is_some() {
+            sqlx::query("select pg_advisory_xact_lock(hashtext($1))")
+                .bind(&session.driver)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(
             "insert into session (session_id, lot_id, space_id, operator_id, driver, tariff_id, \
-             tariff_version, currency, status, started_at, leave_by, created_at, updated_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $11, $11)",
+             tariff_version, currency, status, started_at, leave_by, created_at, updated_at, \
+             plate, stop_at, ends_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $11, $11, $12, $13, $14)",
         )
         .bind(session.session_id)
         .bind(session.lot_id)
@@ -92,8 +117,24 @@ pub async fn start(db: &Db, session: &Session, answer: &IdempotentAnswer) -> Sto
         .bind(session.started_at)
         .bind(session.leave_by)
         .bind(session.created_at)
+        .bind(&session.plate)
+        .bind(session.stop_at)
+        .bind(session.ends_at)
         .execute(&mut *tx)
         .await?;
+        // The cap on active sessions, counted after this one's insert: SQLite writes one
+        // transaction at a time, and PostgreSQL serialises one driver's starts on a lock.
+        if let Some(cap) = max_active {
+            let count: i64 = sqlx::query_scalar(
+                "select count(*) from session where driver = $1 and status = 'active'",
+            )
+            .bind(&session.driver)
+            .fetch_one(&mut *tx)
+            .await?;
+            if count > cap {
+                return Err(StoreError::Conflict(super::Constraint::ActiveSessionsPerDriver));
+            }
+        }
         audit!(
             tx,
             session.started_at,
@@ -108,6 +149,9 @@ pub async fn start(db: &Db, session: &Session, answer: &IdempotentAnswer) -> Sto
                 "tariff_id": session.tariff_id,
                 "tariff_version": session.tariff_version,
                 "started_at": crate::domain::audit::instant(session.started_at),
+                "stop_at": session.stop_at.map(crate::domain::audit::instant),
+                // The chain commits to the plate without holding it (docs/enforcement.md).
+                "plate_hmac": plate_hash,
             })
         );
         sqlx::query(
@@ -202,10 +246,22 @@ pub async fn occupancy(db: &Db, lot_id: Uuid) -> StoreResult<(i64, i64, i64)> {
     .await?))
 }
 
+/// How an ender waits for a session another ender is stopping right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Wait, then read the outcome (a driver or an operator wants the stopped session).
+    Wait,
+    /// Move on to the next one (the scheduler: whoever holds it will stop it).
+    SkipLocked,
+}
+
 /// What the stop writes: the end, the fee and the settlement.
 #[derive(Debug, Clone)]
 pub struct Stop {
     pub ended_at: DateTime<Utc>,
+    pub ended_by: EndedBy,
+    /// The operator's reason, for `EndedBy::Operator`.
+    pub reason: Option<String>,
     pub fee_minor: i64,
     pub fee_lines: String,
     pub settlement: Settlement,
@@ -213,14 +269,32 @@ pub struct Stop {
     pub deliver: bool,
 }
 
-/// Stops an active session of the driver's and settles it, in one transaction: the end,
-/// the fee, the settlement, its two ledger entries (driver debited, operator credited) and
-/// the outbox row. `false` when the session was not active any more (someone stopped it
-/// first: the caller reads the stored outcome).
-pub async fn stop(db: &Db, session_id: Uuid, driver: &str, stop: &Stop) -> StoreResult<bool> {
+/// Stops an active session and settles it, in one transaction: the end, the fee, the
+/// settlement, its two ledger entries (driver debited, operator credited) and the outbox
+/// row. `false` when the session was not active any more (someone stopped it first: the
+/// caller reads the stored outcome). The caller has checked who may stop it.
+pub async fn stop(db: &Db, session_id: Uuid, stop: &Stop, claim: Claim) -> StoreResult<bool> {
     let s = &stop.settlement;
+    let lock = match (db, claim) {
+        (Db::Sqlite(_), _) => None,
+        (Db::Postgres(_), Claim::Wait) => Some("for update"),
+        (Db::Postgres(_), Claim::SkipLocked) => Some("for update skip locked"),
+    };
     on_db!(db, pool => async {
         let mut tx = pool.begin().await?;
+        // PostgreSQL: the session's row lock comes before the audit chain's head, on every
+        // path, so two enders never wait on each other crosswise. (SQLite writes one
+        // transaction at a time.)
+        if let Some(lock) = lock {
+            let sql = format!("select status from session where session_id = $1 {lock}");
+            let status: Option<SessionStatus> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(session_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if status != Some(SessionStatus::Active) {
+                return Ok(false);
+            }
+        }
         // The stop's place in the audit chain comes first: the session row takes it in the
         // same update that stops it (the schema refuses a stopped session without one).
         let (audit_seq, audit_hash) = audit!(
@@ -237,22 +311,26 @@ pub async fn stop(db: &Db, session_id: Uuid, driver: &str, stop: &Stop) -> Store
                 "settlement_id": s.settlement_id,
                 "settlement_reference": s.reference,
                 "settlement_status": s.status.as_str(),
+                "ended_by": stop.ended_by.as_str(),
+                "reason": stop.reason,
             })
         );
         // The conditional update is the lock: of concurrent stops exactly one changes the
         // row; the others find it stopped, change nothing and roll their event back.
         let changed = sqlx::query(
-            "update session set status = 'stopped', ended_at = $3, fee_minor = $4, \
-             fee_lines = $5, updated_at = $3, audit_seq = $6, audit_hash = $7 \
-             where session_id = $1 and driver = $2 and status = 'active'",
+            "update session set status = 'stopped', ended_at = $2, fee_minor = $3, \
+             fee_lines = $4, updated_at = $2, audit_seq = $5, audit_hash = $6, ended_by = $7, \
+             stop_reason = $8 \
+             where session_id = $1 and status = 'active'",
         )
         .bind(session_id)
-        .bind(driver)
         .bind(stop.ended_at)
         .bind(stop.fee_minor)
         .bind(&stop.fee_lines)
         .bind(audit_seq)
         .bind(&audit_hash[..])
+        .bind(stop.ended_by)
+        .bind(&stop.reason)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -352,4 +430,27 @@ pub async fn settlements(db: &Db, session_ids: &[Uuid]) -> StoreResult<Vec<Settl
         }
         Ok(query.fetch_all(pool).await?)
     })
+}
+
+/// Active sessions due to stop themselves at or before `now` (their planned end or their
+/// maximum stay), the most overdue first.
+pub async fn due(db: &Db, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<Session>> {
+    let sql = format!(
+        "select {COLUMNS} from session where status = 'active' and ends_at is not null \
+         and ends_at <= $1 order by ends_at limit $2"
+    );
+    on_db!(db, pool => Ok(sqlx::query_as::<_, Session>(sqlx::AssertSqlSafe(sql))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+}
+
+/// When the next active session is due to stop itself, if any is.
+pub async fn next_due(db: &Db) -> StoreResult<Option<DateTime<Utc>>> {
+    on_db!(db, pool => Ok(sqlx::query_scalar::<_, Option<DateTime<Utc>>>(
+        "select min(ends_at) from session where status = 'active' and ends_at is not null",
+    )
+    .fetch_one(pool)
+    .await?))
 }

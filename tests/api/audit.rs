@@ -432,10 +432,10 @@ async fn large_exports_page_through_every_record_in_chain_order(app: TestApp) {
             "with recursive n(i) as (select 1 union all select i + 1 from n where i < $1) \
              insert into session (session_id, lot_id, space_id, operator_id, driver, tariff_id, \
              tariff_version, currency, status, started_at, ended_at, fee_minor, fee_lines, \
-             created_at, updated_at, audit_seq, audit_hash) \
+             created_at, updated_at, audit_seq, audit_hash, ended_by) \
              select randomblob(16), s.lot_id, s.space_id, s.operator_id, $2 || i, s.tariff_id, \
              s.tariff_version, s.currency, 'stopped', s.started_at, s.ended_at, s.fee_minor, \
-             s.fee_lines, s.created_at, s.updated_at, 1000000 + i, randomblob(32) \
+             s.fee_lines, s.created_at, s.updated_at, 1000000 + i, randomblob(32), 'driver' \
              from n, (select * from session where status = 'stopped' limit 1) s",
         )
         .bind(BULK as i64)
@@ -447,10 +447,11 @@ async fn large_exports_page_through_every_record_in_chain_order(app: TestApp) {
         qrpark::store::Db::Postgres(pool) => sqlx::query(
             "insert into session (session_id, lot_id, space_id, operator_id, driver, tariff_id, \
              tariff_version, currency, status, started_at, ended_at, fee_minor, fee_lines, \
-             created_at, updated_at, audit_seq, audit_hash) \
+             created_at, updated_at, audit_seq, audit_hash, ended_by) \
              select gen_random_uuid(), s.lot_id, s.space_id, s.operator_id, $2 || i, s.tariff_id, \
              s.tariff_version, s.currency, 'stopped', s.started_at, s.ended_at, s.fee_minor, \
-             s.fee_lines, s.created_at, s.updated_at, 1000000 + i, sha256(i::text::bytea) \
+             s.fee_lines, s.created_at, s.updated_at, 1000000 + i, sha256(i::text::bytea), \
+             'driver' \
              from generate_series(1, $1) as i, \
              (select * from session where status = 'stopped' limit 1) s",
         )

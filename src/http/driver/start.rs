@@ -13,12 +13,13 @@ use uuid::Uuid;
 
 use super::view::SessionView;
 use crate::AppState;
-use crate::domain::audit::canonical_json;
+use crate::domain::audit::{canonical_json, hex};
 use crate::domain::idempotency_key::IdempotencyKey;
+use crate::domain::plate::Plate;
 use crate::domain::session::SessionStatus;
 use crate::domain::space::SpaceStatus;
 use crate::domain::tariff::Tariff;
-use crate::http::error::{ApiError, ErrorCode, PROBLEM_JSON, ProblemBody};
+use crate::http::error::{ApiError, ErrorCode, FieldError, PROBLEM_JSON, ProblemBody};
 use crate::http::extract::{Driver, Json, parse_json};
 use crate::qr::resolve::{Genuine, resolve, token_of};
 use crate::store::idempotency::{self, Begin};
@@ -31,6 +32,12 @@ use crate::store::tariffs;
 pub struct StartRequest {
     /// The token of the space's QR code (or the whole `.../q/{token}` URL).
     pub qr: String,
+    /// The vehicle's plate (`沪A12345`, `B123XYZ`); normalised: upper case, no spaces, `-`,
+    /// `·` or `.`. Required on lots with `plate_required`.
+    #[schema(example = "沪A12345")]
+    pub plate: Option<String>,
+    /// A planned end: the session stops itself then (after now, not after `leave_by`).
+    pub stop_at: Option<DateTime<Utc>>,
 }
 
 /// Starts parking. `Idempotency-Key` is required: the same key with the same body answers
@@ -45,9 +52,9 @@ pub struct StartRequest {
         (status = 201, description = "Parking started", body = SessionView),
         (status = 400, description = "`qr_invalid`, `idempotency_key_required`, `idempotency_key_invalid`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "`token_invalid`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "`space_occupied`, `space_out_of_service`, `no_tariff`, `idempotency_key_in_flight`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`space_occupied`, `space_out_of_service`, `no_tariff`, `too_many_active_sessions`, `idempotency_key_in_flight`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 410, description = "`qr_revoked`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "`idempotency_key_reused` (another body), `validation_failed`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused` (another body), `plate_required`, `validation_failed` (`$.plate`, `$.stop_at`)", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn start_session(
@@ -58,6 +65,12 @@ pub async fn start_session(
 ) -> Result<Response, ApiError> {
     let Json(body): Json<Value> = Json::from_request(request, &state).await?;
     let start: StartRequest = parse_json(body.to_string().as_bytes())?;
+    let plate = start
+        .plate
+        .as_deref()
+        .map(Plate::parse)
+        .transpose()
+        .map_err(|e| ApiError::validation(vec![FieldError::new("$.plate", e.to_string())]))?;
     // The request's fingerprint: its JSON in canonical form (keys sorted, no whitespace), so
     // that the same body sent with another key order or spacing is the same request.
     let hash: [u8; 32] = Sha256::digest(canonical_json(&body).as_bytes()).into();
@@ -79,7 +92,7 @@ pub async fn start_session(
         }
         Begin::Proceed => {}
     }
-    match begin_session(&state, &driver, &key, &start, now).await {
+    match begin_session(&state, &driver, &key, &start, plate, now).await {
         Ok(response) => Ok(response),
         Err(ApiError::Problem(problem)) => {
             // A refusal is an answer too: the same key and body get it again.
@@ -121,6 +134,7 @@ async fn begin_session(
     driver: &str,
     key: &IdempotencyKey,
     start: &StartRequest,
+    plate: Option<Plate>,
     now: DateTime<Utc>,
 ) -> Result<Response, ApiError> {
     let Genuine { space, lot, .. } = resolve(&state.keys, &state.db, token_of(&start.qr)).await??;
@@ -140,9 +154,35 @@ async fn begin_session(
         })?;
     let tariff = Tariff::from_json_str(&stored.document)
         .map_err(|e| ApiError::internal(anyhow::anyhow!("stored tariff is invalid: {e}")))?;
+    if lot.plate_required && plate.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::PlateRequired,
+            "this lot needs your vehicle's plate to start parking",
+        ));
+    }
     let leave_by = tariff
         .max_stay_minutes()
         .map(|minutes| now + TimeDelta::minutes(i64::from(minutes)));
+    if let Some(stop_at) = start.stop_at {
+        let message = match leave_by {
+            _ if stop_at <= now => Some("must be after the start".to_owned()),
+            Some(leave_by) if stop_at > leave_by => Some(format!(
+                "must not be after leave_by ({}), the tariff's maximum stay",
+                leave_by.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )),
+            _ => None,
+        };
+        if let Some(message) = message {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "$.stop_at",
+                message,
+            )]));
+        }
+    }
+    let ends_at = match (start.stop_at, leave_by) {
+        (Some(planned), _) => Some(planned),
+        (None, leave_by) => leave_by,
+    };
     let session = Session {
         session_id: Uuid::now_v7(),
         lot_id: lot.lot_id,
@@ -160,6 +200,12 @@ async fn begin_session(
         fee_lines: None,
         created_at: now,
         updated_at: now,
+        plate: plate.as_ref().map(|p| p.as_str().to_owned()),
+        plate_erased_at: None,
+        stop_at: start.stop_at,
+        ends_at,
+        ended_by: None,
+        stop_reason: None,
     };
     let started = SessionView {
         id: session.session_id,
@@ -174,6 +220,9 @@ async fn begin_session(
         currency: stored.currency.clone(),
         fee: None,
         settlement: None,
+        plate: session.plate.clone(),
+        stop_at: session.stop_at,
+        ended_by: None,
     };
     let body = serde_json::to_string(&started).map_err(ApiError::internal)?;
     let answer = IdempotentAnswer {
@@ -183,7 +232,16 @@ async fn begin_session(
         body: body.clone(),
     };
     // A taken space is the one-session-per-space index's conflict: `space_occupied`.
-    sessions::start(&state.db, &session, &answer).await?;
+    let plate_hmac = plate.map(|p| hex(&p.keyed_hash(&state.plate_key)));
+    let max_active = i64::from(state.config.max_active_sessions);
+    sessions::start(
+        &state.db,
+        &session,
+        &answer,
+        plate_hmac.as_deref(),
+        Some(max_active),
+    )
+    .await?;
     tracing::info!(session_id = %session.session_id, space_id = %space.space_id, "session started");
     let mut response = (StatusCode::CREATED, body).into_response();
     let headers = response.headers_mut();

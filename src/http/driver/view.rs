@@ -11,13 +11,12 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::domain::currency::Currency;
 use crate::domain::money::Money;
+use crate::domain::session::EndedBy;
 use crate::domain::session::{SessionStatus, SettlementStatus};
-use crate::domain::tariff::{self, Tariff};
-use crate::domain::timezone::TimeZone;
 use crate::http::error::ApiError;
-use crate::http::quote::PricedFee;
+use crate::sessions::{Pricing, ending};
 use crate::store::sessions::{self, Session, Settlement};
-use crate::store::{Db, lots, spaces, tariffs};
+use crate::store::{lots, spaces, tariffs};
 
 /// A settlement as drivers see it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -53,6 +52,13 @@ pub struct SessionView {
     #[schema(value_type = Option<crate::http::quote::FeeDoc>)]
     pub fee: Option<Value>,
     pub settlement: Option<SettlementView>,
+    /// The vehicle's plate, normalised; `null` when none was given (or once erased).
+    pub plate: Option<String>,
+    /// The end the driver planned: the session stops itself then.
+    pub stop_at: Option<DateTime<Utc>>,
+    /// How it ended: `driver`, `planned`, `max_stay` or `operator`; `null` while active.
+    #[schema(value_type = Option<String>)]
+    pub ended_by: Option<EndedBy>,
 }
 
 /// A driver's sessions.
@@ -65,46 +71,6 @@ pub struct SessionList {
 pub(super) fn money(minor: i64, currency: &str) -> Result<String, ApiError> {
     let currency = Currency::parse(currency).map_err(ApiError::internal)?;
     Ok(Money::from_minor(minor, currency).to_string())
-}
-
-/// Everything needed to price a session: its locked tariff and its lot's time zone.
-pub(super) struct Pricing {
-    tariff: Tariff,
-    timezone: TimeZone,
-}
-
-impl Pricing {
-    /// The session's tariff version and its lot's time zone.
-    pub(super) async fn of(db: &Db, session: &Session) -> Result<Self, ApiError> {
-        let stored = tariffs::get(db, session.tariff_id)
-            .await?
-            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("session's tariff is gone")))?;
-        let lot = lots::get_public(db, session.lot_id)
-            .await?
-            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("session's lot is gone")))?;
-        Self::new(&stored.document, &lot.timezone)
-    }
-
-    fn new(document: &str, timezone: &str) -> Result<Self, ApiError> {
-        let tariff = Tariff::from_json_str(document)
-            .map_err(|e| ApiError::internal(anyhow::anyhow!("stored tariff is invalid: {e}")))?;
-        let timezone = TimeZone::parse(timezone).map_err(ApiError::internal)?;
-        Ok(Self { tariff, timezone })
-    }
-
-    /// The session's fee from its start to `end`.
-    pub(super) fn price(
-        &self,
-        session: &Session,
-        end: DateTime<Utc>,
-    ) -> Result<PricedFee, ApiError> {
-        let fee = tariff::price(&self.tariff, self.timezone.tz(), session.started_at, end)
-            .map_err(ApiError::internal)?;
-        Ok(PricedFee {
-            fee,
-            tariff_version: session.tariff_version,
-        })
-    }
 }
 
 /// A settlement as the driver sees it.
@@ -158,7 +124,8 @@ pub(super) async fn views(
                     session.session_id
                 )));
             };
-            pricing.insert(session.session_id, Pricing::new(document, zone)?);
+            let priced = Pricing::new(document, zone).map_err(ApiError::internal)?;
+            pricing.insert(session.session_id, priced);
         }
     }
     let now = state.clock.now();
@@ -191,7 +158,9 @@ fn view(
     let fee = match (&session.fee_lines, pricing) {
         (Some(stored), _) => Some(serde_json::from_str(stored).map_err(ApiError::internal)?),
         (None, Some(pricing)) if session.is_active() => {
-            let so_far = pricing.price(&session, now.max(session.started_at))?;
+            // Past its planned end or maximum stay it costs what it will be stopped at.
+            let (until, _) = ending(&session, now, EndedBy::Driver);
+            let so_far = pricing.price(&session, until).map_err(ApiError::internal)?;
             Some(serde_json::to_value(so_far).map_err(ApiError::internal)?)
         }
         (None, _) => None,
@@ -210,5 +179,8 @@ fn view(
         currency: session.currency,
         fee,
         settlement,
+        plate: session.plate,
+        stop_at: session.stop_at,
+        ended_by: session.ended_by,
     })
 }

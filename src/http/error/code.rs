@@ -45,6 +45,12 @@ pub enum ErrorCode {
     IdempotencyKeyInFlight,
     /// 409: a receipt asked for before the session stopped.
     SessionActive,
+    /// 409: a proof of parking asked for once the session stopped.
+    SessionNotActive,
+    /// 409: the driver already holds the most active sessions allowed.
+    TooManyActiveSessions,
+    /// 409: a violation recorded for a vehicle that has paid for the space.
+    SpacePaid,
     /// 409: the operator already has a lot with this name.
     LotNameTaken,
     /// 409: the lot already has spaces with these codes.
@@ -67,6 +73,8 @@ pub enum ErrorCode {
     ValidationFailed,
     /// 422: a tariff document with problems, each with its JSON path.
     TariffInvalid,
+    /// 422: a start without a plate on a lot that requires one.
+    PlateRequired,
     /// 500: a bug, logged with its cause and answered without it.
     Internal,
     /// 503: the database does not answer.
@@ -75,7 +83,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of their statuses.
-    pub const ALL: [ErrorCode; 30] = [
+    pub const ALL: [ErrorCode; 34] = [
         Self::MalformedJson,
         Self::BodyUnreadable,
         Self::IdempotencyKeyRequired,
@@ -93,6 +101,9 @@ impl ErrorCode {
         Self::NoTariff,
         Self::IdempotencyKeyInFlight,
         Self::SessionActive,
+        Self::SessionNotActive,
+        Self::TooManyActiveSessions,
+        Self::SpacePaid,
         Self::LotNameTaken,
         Self::SpaceCodeTaken,
         Self::OperatorNameTaken,
@@ -104,6 +115,7 @@ impl ErrorCode {
         Self::UnknownField,
         Self::ValidationFailed,
         Self::TariffInvalid,
+        Self::PlateRequired,
         Self::Internal,
         Self::Unavailable,
     ];
@@ -232,6 +244,30 @@ impl ErrorCode {
                 S::CONFLICT,
                 "Session active",
                 "a receipt exists once the session is stopped",
+            ),
+            Self::SessionNotActive => (
+                "session_not_active",
+                S::CONFLICT,
+                "Session not active",
+                "the session has stopped, so there is no proof of parking for it",
+            ),
+            Self::TooManyActiveSessions => (
+                "too_many_active_sessions",
+                S::CONFLICT,
+                "Too many active sessions",
+                "the driver already holds `QRPARK_MAX_ACTIVE_SESSIONS` active sessions",
+            ),
+            Self::SpacePaid => (
+                "space_paid",
+                S::CONFLICT,
+                "Space paid",
+                "the space holds an active session for this plate: no violation",
+            ),
+            Self::PlateRequired => (
+                "plate_required",
+                S::UNPROCESSABLE_ENTITY,
+                "Plate required",
+                "the lot requires the vehicle's plate to start a session",
             ),
             Self::LotNameTaken => (
                 "lot_name_taken",
@@ -379,6 +415,10 @@ mod tests {
             | ErrorCode::NoTariff
             | ErrorCode::IdempotencyKeyInFlight
             | ErrorCode::SessionActive
+            | ErrorCode::SessionNotActive
+            | ErrorCode::TooManyActiveSessions
+            | ErrorCode::SpacePaid
+            | ErrorCode::PlateRequired
             | ErrorCode::LotNameTaken
             | ErrorCode::SpaceCodeTaken
             | ErrorCode::OperatorNameTaken
@@ -391,7 +431,7 @@ mod tests {
             | ErrorCode::ValidationFailed
             | ErrorCode::TariffInvalid
             | ErrorCode::Internal
-            | ErrorCode::Unavailable => 30,
+            | ErrorCode::Unavailable => 34,
         };
         let distinct: HashSet<_> = ErrorCode::ALL.into_iter().collect();
         assert_eq!(distinct.len(), listed(ErrorCode::Internal));
@@ -493,7 +533,11 @@ mod tests {
             .collect();
         let description = schema["description"].as_str().unwrap();
         for code in ErrorCode::ALL {
-            assert!(listed.contains(&code.code()), "{} not in the enum", code.code());
+            assert!(
+                listed.contains(&code.code()),
+                "{} not in the enum",
+                code.code()
+            );
             assert!(description.contains(code.description()), "{:?}", code);
         }
         assert_eq!(

@@ -152,6 +152,10 @@ impl From<StoreError> for ApiError {
                 ErrorCode::SpaceOccupied,
                 "someone is already parked on this space",
             ),
+            StoreError::Conflict(Constraint::ActiveSessionsPerDriver) => (
+                ErrorCode::TooManyActiveSessions,
+                "you already have the most active sessions allowed: stop one first",
+            ),
             StoreError::Conflict(other @ Constraint::OperatorKeyHash) => {
                 return Self::internal(anyhow::anyhow!("unexpected conflict: {other:?}"));
             }
@@ -200,8 +204,21 @@ impl From<Refusal> for ApiError {
 }
 
 impl From<anyhow::Error> for ApiError {
+    /// A failure from below HTTP: a database that does not answer stays a 503.
     fn from(err: anyhow::Error) -> Self {
-        Self::Internal(err)
+        let database = err
+            .downcast_ref::<StoreError>()
+            .and_then(|e| match e {
+                StoreError::Database(db) => Some(db),
+                StoreError::Conflict(_) => None,
+            })
+            .or_else(|| err.downcast_ref::<sqlx::Error>());
+        match database {
+            Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => {
+                Self::Unavailable(err)
+            }
+            _ => Self::Internal(err),
+        }
     }
 }
 

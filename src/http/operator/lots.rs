@@ -30,6 +30,8 @@ pub struct LotView {
     pub currency: String,
     /// Decimals of the currency's minor unit (CNY 2, JPY 0, KWD 3).
     pub minor_unit: u32,
+    /// Every session in the lot must name the vehicle's plate (422 `plate_required`).
+    pub plate_required: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -46,6 +48,7 @@ impl From<Lot> for LotView {
             timezone: lot.timezone,
             currency: lot.currency,
             minor_unit,
+            plate_required: lot.plate_required,
             created_at: lot.created_at,
             updated_at: lot.updated_at,
         }
@@ -69,6 +72,9 @@ pub struct CreateLot {
     #[schema(example = "CNY")]
     pub currency: String,
     pub address: Option<String>,
+    /// Require the vehicle's plate on every session (default `false`).
+    #[serde(default)]
+    pub plate_required: bool,
 }
 
 /// Changes to a lot; time zone and currency are fixed once created.
@@ -80,6 +86,8 @@ pub struct UpdateLot {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub address: Option<Option<String>>,
+    /// Require the vehicle's plate on every session.
+    pub plate_required: Option<bool>,
 }
 
 /// Tells a field given as `null` (`Some(None)`) from a field left out (`None`).
@@ -113,6 +121,7 @@ impl CreateLot {
                 address,
                 timezone,
                 currency,
+                plate_required: self.plate_required,
             }),
             _ => Err(ApiError::validation(errors)),
         }
@@ -141,7 +150,11 @@ impl UpdateLot {
             None => None,
         };
         if errors.is_empty() {
-            Ok(LotChanges { name, address })
+            Ok(LotChanges {
+                name,
+                address,
+                plate_required: self.plate_required,
+            })
         } else {
             Err(ApiError::validation(errors))
         }

@@ -1,0 +1,93 @@
+//! Sessions that end themselves: every process runs this loop, and whichever notices a
+//! session's planned end (`stop_at`) or maximum stay (`leave_by`) first stops it, priced to
+//! that instant. Exactly once: the stop is a conditional update in one transaction, and on
+//! PostgreSQL a process skips a session another one is stopping (`for update skip locked`).
+//! Plates past their retention are erased on the same loop.
+
+use std::time::Duration;
+
+use chrono::TimeDelta;
+
+use super::{Claim, end};
+use crate::AppState;
+use crate::domain::session::EndedBy;
+use crate::store::{sessions, vehicles};
+
+/// How often the loop looks for due sessions: endings happen within this of their instant
+/// (plus the stop itself), well inside the 5 seconds promised.
+pub const TICK: Duration = Duration::from_secs(1);
+/// Most sessions one round stops; the next round takes the rest at once.
+const BATCH: i64 = 200;
+/// How often plates past their retention are erased.
+const RETENTION_EVERY: Duration = Duration::from_secs(600);
+
+/// Stops every session due at the clock's now; how many this process stopped.
+pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
+    let deliver = state.payments_url.is_some();
+    let mut stopped = 0;
+    loop {
+        let now = state.clock.now();
+        let due = sessions::due(&state.db, now, BATCH).await?;
+        let full = due.len() as i64 == BATCH;
+        for session in &due {
+            // The ending is the session's own instant; `asked_by` only names who noticed.
+            match end(
+                &state.db,
+                deliver,
+                session,
+                now,
+                EndedBy::MaxStay,
+                None,
+                Claim::SkipLocked,
+            )
+            .await
+            {
+                Ok(true) => {
+                    stopped += 1;
+                    let lag = now - session.ends_at.unwrap_or(now);
+                    metrics::histogram!("session_end_lag_seconds")
+                        .record(lag.as_seconds_f64().max(0.0));
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(session_id = %session.session_id, ?error, "could not stop a due session");
+                }
+            }
+        }
+        if !full {
+            return Ok(stopped);
+        }
+    }
+}
+
+/// Erases the plates of sessions stopped longer ago than the retention period.
+pub async fn erase_old_plates(state: &AppState) -> anyhow::Result<u64> {
+    let now = state.clock.now();
+    let days = i64::from(state.config.plate_retention_days);
+    let erased = vehicles::erase_plates(&state.db, now - TimeDelta::days(days), now).await?;
+    if erased > 0 {
+        tracing::info!(erased, days, "erased plates past their retention");
+    }
+    Ok(erased)
+}
+
+/// Runs the loop in the background for as long as the process lives.
+pub fn spawn(state: AppState) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_retention: Option<tokio::time::Instant> = None;
+        loop {
+            ticker.tick().await;
+            if let Err(error) = run_once(&state).await {
+                tracing::warn!(?error, "the session scheduler's round failed");
+            }
+            if last_retention.is_none_or(|at| at.elapsed() >= RETENTION_EVERY) {
+                last_retention = Some(tokio::time::Instant::now());
+                if let Err(error) = erase_old_plates(&state).await {
+                    tracing::warn!(?error, "erasing old plates failed");
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,199 @@
+//! What is stored about vehicles: the plate key, the erasure of old plates, and what
+//! wardens ask about spaces and plates. Violations are written here too.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::audit::audit;
+use super::sessions::Session;
+use super::{Db, StoreError, StoreResult, on_db};
+
+/// The key of the keyed hash by which the audit chain commits to plates (one row, made by
+/// the migration).
+pub async fn plate_key(db: &Db) -> StoreResult<[u8; 32]> {
+    let secret: Vec<u8> = on_db!(db, pool => sqlx::query_scalar(
+        "select secret from plate_key where id = 1"
+    )
+    .fetch_one(pool)
+    .await?);
+    secret.as_slice().try_into().map_err(|_| {
+        StoreError::Database(sqlx::Error::Protocol(
+            "the plate key is not 32 bytes".into(),
+        ))
+    })
+}
+
+/// Erases the plates of sessions stopped before `before`; how many were erased.
+pub async fn erase_plates(db: &Db, before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64> {
+    on_db!(db, pool => Ok(sqlx::query(
+        "update session set plate = null, plate_erased_at = $2 \
+         where status = 'stopped' and plate is not null and ended_at < $1",
+    )
+    .bind(before)
+    .bind(now)
+    .execute(pool)
+    .await?
+    .rows_affected()))
+}
+
+/// A space as a warden sees it, with its lot.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SpaceOnStreet {
+    pub space_id: Uuid,
+    pub space_code: String,
+    pub lot_id: Uuid,
+    pub lot_name: String,
+    pub operator_id: Uuid,
+}
+
+const SPACE_COLUMNS: &str = "space.space_id, space.code as space_code, lot.lot_id, \
+                             lot.name as lot_name, lot.operator_id";
+
+/// A space and its lot, whoever operates it.
+pub async fn space(db: &Db, space_id: Uuid) -> StoreResult<Option<SpaceOnStreet>> {
+    let sql = format!(
+        "select {SPACE_COLUMNS} from space join lot on lot.lot_id = space.lot_id \
+         where space.space_id = $1"
+    );
+    on_db!(db, pool => Ok(sqlx::query_as::<_, SpaceOnStreet>(sqlx::AssertSqlSafe(sql))
+        .bind(space_id)
+        .fetch_optional(pool)
+        .await?))
+}
+
+/// Every space of a lot, in code order.
+pub async fn lot_spaces(db: &Db, lot_id: Uuid) -> StoreResult<Vec<SpaceOnStreet>> {
+    let sql = format!(
+        "select {SPACE_COLUMNS} from space join lot on lot.lot_id = space.lot_id \
+         where space.lot_id = $1 order by space.code"
+    );
+    on_db!(db, pool => Ok(sqlx::query_as::<_, SpaceOnStreet>(sqlx::AssertSqlSafe(sql))
+        .bind(lot_id)
+        .fetch_all(pool)
+        .await?))
+}
+
+/// The sessions of these spaces that are active, or the latest that stopped: at most two
+/// per space, so that a check sees what is on the space now and how the last one ended.
+pub async fn latest_sessions(db: &Db, space_ids: &[Uuid]) -> StoreResult<Vec<Session>> {
+    if space_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = super::placeholders(1, space_ids.len());
+    let columns = super::sessions::COLUMNS;
+    // Active sessions, and per space the stopped one that ended last.
+    let sql = format!(
+        "select {columns} from session where space_id in ({list}) and status = 'active' \
+         union all \
+         select {columns} from session s where s.space_id in ({list}) and s.status = 'stopped' \
+         and s.ended_at = (select max(t.ended_at) from session t \
+                           where t.space_id = s.space_id and t.status = 'stopped')"
+    );
+    on_db!(db, pool => {
+        let mut query = sqlx::query_as::<_, Session>(sqlx::AssertSqlSafe(sql));
+        for id in space_ids {
+            query = query.bind(*id);
+        }
+        Ok(query.fetch_all(pool).await?)
+    })
+}
+
+/// The active sessions of a plate, newest first.
+pub async fn active_by_plate(db: &Db, plate: &str) -> StoreResult<Vec<Session>> {
+    let sql = format!(
+        "select {} from session where plate = $1 and status = 'active' \
+         order by started_at desc",
+        super::sessions::COLUMNS
+    );
+    on_db!(db, pool => Ok(sqlx::query_as::<_, Session>(sqlx::AssertSqlSafe(sql))
+        .bind(plate)
+        .fetch_all(pool)
+        .await?))
+}
+
+/// A violation as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Violation {
+    pub violation_id: Uuid,
+    pub space_id: Uuid,
+    pub lot_id: Uuid,
+    pub operator_id: Uuid,
+    pub plate: String,
+    pub note: Option<String>,
+    pub warden: String,
+    pub observed_at: DateTime<Utc>,
+    pub status_at_observation: String,
+    pub session_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+const VIOLATION_COLUMNS: &str = "violation_id, space_id, lot_id, operator_id, plate, note, \
+                                 warden, observed_at, status_at_observation, session_id, \
+                                 created_at";
+
+/// Records a violation and its event in the audit chain, in one transaction. The event
+/// holds the plate's keyed hash, never the plate.
+pub async fn record_violation(db: &Db, v: &Violation, plate_hmac: &str) -> StoreResult<()> {
+    on_db!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        let (seq, _) = audit!(
+            tx,
+            v.observed_at,
+            "violation.recorded",
+            v.violation_id,
+            serde_json::json!({
+                "violation_id": v.violation_id,
+                "space_id": v.space_id,
+                "lot_id": v.lot_id,
+                "plate_hmac": plate_hmac,
+                "warden": v.warden,
+                "observed_at": crate::domain::audit::instant(v.observed_at),
+                "status_at_observation": v.status_at_observation,
+                "session_id": v.session_id,
+            })
+        );
+        let sql = format!(
+            "insert into violation ({VIOLATION_COLUMNS}, audit_seq) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(v.violation_id)
+            .bind(v.space_id)
+            .bind(v.lot_id)
+            .bind(v.operator_id)
+            .bind(&v.plate)
+            .bind(&v.note)
+            .bind(&v.warden)
+            .bind(v.observed_at)
+            .bind(&v.status_at_observation)
+            .bind(v.session_id)
+            .bind(v.created_at)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok::<(), StoreError>(())
+    }
+    .await)
+}
+
+/// Violations observed in [from, to), optionally in one lot, newest first.
+pub async fn violations(
+    db: &Db,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    lot_id: Option<Uuid>,
+    limit: i64,
+) -> StoreResult<Vec<Violation>> {
+    let sql = format!(
+        "select {VIOLATION_COLUMNS} from violation where observed_at >= $1 and observed_at < $2 \
+         and ($3 is null or lot_id = $3) order by observed_at desc, violation_id desc limit $4"
+    );
+    on_db!(db, pool => Ok(sqlx::query_as::<_, Violation>(sqlx::AssertSqlSafe(sql))
+        .bind(from)
+        .bind(to)
+        .bind(lot_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+}
