@@ -377,7 +377,7 @@ async fn lot(base: &str, key: &str, tariff: Value, codes: &[String]) -> Vec<Stri
 /// The spec's tariff without its 15 free minutes, so that even a session of a few
 /// milliseconds is charged and every settlement posts ledger entries.
 fn charged_tariff() -> Value {
-    let mut tariff = crate::tariffs::spec_tariff();
+    let mut tariff = crate::helpers::spec_tariff();
     tariff["grace_minutes"] = json!(0);
     tariff
 }
