@@ -67,7 +67,7 @@ pub struct ScanSpace {
 pub struct ScanTariff {
     pub version: i32,
     pub effective_from: DateTime<Utc>,
-    /// The tariff document (spec/tariff.md).
+    /// The tariff document (docs/tariffs.md).
     #[schema(value_type = Object)]
     pub tariff: serde_json::Value,
 }

@@ -6,7 +6,7 @@ use std::process::Command;
 use chrono::TimeDelta;
 use qrpark::audit::{export, verify};
 use qrpark::domain::audit::{Event, GENESIS};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{TempDir, TestApp, both_backends};
@@ -43,19 +43,14 @@ async fn three_sessions(app: &TestApp) -> Vec<String> {
     let mut ids = Vec::new();
     for (i, (_, qr)) in spaces.iter().enumerate() {
         let started = start(app, &driver, &format!("k{i}"), qr).await;
+        assert_eq!(started.status, StatusCode::CREATED, "{}", started.text);
         ids.push(started.body["id"].as_str().unwrap().to_owned());
     }
     for id in &ids {
         app.clock.advance(TimeDelta::hours(1));
-        let stopped = app
-            .call(
-                Method::POST,
-                &format!("/v1/sessions/{id}/stop"),
-                Some(&driver),
-                None,
-            )
-            .await;
-        assert_eq!(stopped.status, StatusCode::OK);
+        let stopped = app.stop(&driver, id).await;
+        assert_eq!(stopped.status, StatusCode::OK, "{}", stopped.text);
+        assert_eq!(stopped.body["settlement"]["status"], "settled");
     }
     ids
 }
@@ -363,7 +358,7 @@ async fn tampering_is_detected(app: TestApp) {
 }
 
 async fn later_exports_extend_earlier_ones_unless_history_changed(app: TestApp) {
-    let ids = three_sessions(&app).await;
+    three_sessions(&app).await;
     let keys = keys(&app).await;
     // The first two sessions stopped at 11:00 and 12:00 local (03:00Z, 04:00Z).
     let early = export(&app, FROM, "2026-09-29T04:30:00Z", "jsonl").await;
@@ -384,7 +379,6 @@ async fn later_exports_extend_earlier_ones_unless_history_changed(app: TestApp) 
         problem.contains("record 2") && problem.contains("history rewritten"),
         "{problem}"
     );
-    let _ = ids;
     // On its own the rewritten export is consistent: only the earlier checkpoint catches it.
     verify::verify(&rewritten, None, &keys, None).expect("self-consistent");
 }

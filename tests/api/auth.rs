@@ -1,6 +1,5 @@
 //! Operator API keys: missing, unknown and revoked keys are refused with a challenge.
 
-use chrono::Utc;
 use qrpark::store::operators;
 use reqwest::StatusCode;
 use reqwest::header::WWW_AUTHENTICATE;
@@ -35,7 +34,7 @@ async fn unknown_and_malformed_keys_are_refused(app: TestApp) {
 async fn revoked_key_stops_working_at_once(app: TestApp) {
     let operator = app.operator("Revoker").await;
     let second = qrpark::identity::operator_key::generate();
-    let stored = operators::add_key(&app.db, operator.id, &second.hash, Utc::now())
+    let stored = operators::add_key(&app.db, operator.id, &second.hash, app.now())
         .await
         .unwrap();
     assert_eq!(
@@ -44,7 +43,7 @@ async fn revoked_key_stops_working_at_once(app: TestApp) {
             .status,
         StatusCode::OK
     );
-    operators::revoke_key(&app.db, operator.id, stored.operator_key_id, Utc::now())
+    operators::revoke_key(&app.db, operator.id, stored.operator_key_id, app.now())
         .await
         .unwrap()
         .expect("key exists");

@@ -15,6 +15,7 @@ async fn demo_seed_is_idempotent(app: TestApp) {
     assert_eq!(first.spaces, 8);
     assert_eq!(second.spaces, 8);
     let lots = app.get("/v1/operator/lots", Some(&first.api_key)).await;
+    assert_eq!(lots.status, reqwest::StatusCode::OK, "{}", lots.text);
     let lots = lots.body["lots"].as_array().unwrap();
     assert_eq!(lots.len(), 1);
     assert_eq!(lots[0]["timezone"], "Asia/Shanghai");
@@ -24,6 +25,7 @@ async fn demo_seed_is_idempotent(app: TestApp) {
             Some(&first.api_key),
         )
         .await;
+    assert_eq!(spaces.status, reqwest::StatusCode::OK, "{}", spaces.text);
     assert_eq!(spaces.body["spaces"].as_array().unwrap().len(), 8);
     // One tariff version, however often the demo starts, and it prices quotes.
     let tariff = app
@@ -32,6 +34,7 @@ async fn demo_seed_is_idempotent(app: TestApp) {
             Some(&first.api_key),
         )
         .await;
+    assert_eq!(tariff.status, reqwest::StatusCode::OK, "{}", tariff.text);
     assert_eq!(tariff.body["history"].as_array().unwrap().len(), 1);
     let quote = app
         .post(

@@ -7,7 +7,7 @@ use std::sync::Once;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use qrpark::clock::ManualClock;
+use qrpark::clock::{Clock, ManualClock};
 use qrpark::config::Config;
 use qrpark::identity::operator_key;
 use qrpark::store::{Db, operators};
@@ -244,6 +244,11 @@ impl TestApp {
         }
     }
 
+    /// What the app's clock shows: the one clock of every test's writes and reads.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     /// A city identity token for `subject`, signed by the test's identity provider.
     pub fn driver_token(&self, subject: &str) -> String {
         self.state
@@ -256,7 +261,7 @@ impl TestApp {
     /// A new operator with one API key, made as the CLI makes them.
     pub async fn operator(&self, name: &str) -> TestOperator {
         let key = operator_key::generate();
-        let (operator, _) = operators::create(&self.db, name, &key.hash, Utc::now())
+        let (operator, _) = operators::create(&self.db, name, &key.hash, self.now())
             .await
             .expect("create operator");
         TestOperator {
@@ -356,6 +361,40 @@ impl TestApp {
         self.call(Method::PATCH, path, key, Some(body)).await
     }
 
+    pub async fn put(&self, path: &str, key: Option<&str>, body: Value) -> Answer {
+        self.call(Method::PUT, path, key, Some(body)).await
+    }
+
+    /// Stops a session as `driver`; the answer is the caller's to check.
+    pub async fn stop(&self, driver: &str, session_id: &str) -> Answer {
+        self.call(
+            Method::POST,
+            &format!("/v1/sessions/{session_id}/stop"),
+            Some(driver),
+            None,
+        )
+        .await
+    }
+
+    /// Publishes `tariff` for a lot and returns the published version, failing the test if
+    /// that does not work.
+    pub async fn publish_tariff(
+        &self,
+        operator: &TestOperator,
+        lot_id: &str,
+        tariff: Value,
+    ) -> Value {
+        let answer = self
+            .put(
+                &format!("/v1/operator/lots/{lot_id}/tariff"),
+                Some(&operator.key),
+                tariff,
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+        answer.body
+    }
+
     /// Creates a lot and returns its id, failing the test if that does not work.
     pub async fn lot(
         &self,
@@ -375,13 +414,14 @@ impl TestApp {
         answer.body["id"].as_str().expect("lot id").to_owned()
     }
 
-    /// Creates spaces in a lot and returns their ids, in the order given.
-    pub async fn spaces(
+    /// Creates spaces in a lot and returns them as answered (`id`, `code`, `qr_url`...), in
+    /// the order given, failing the test if that does not work.
+    pub async fn create_spaces(
         &self,
         operator: &TestOperator,
         lot_id: &str,
         codes: &[&str],
-    ) -> Vec<String> {
+    ) -> Vec<Value> {
         let answer = self
             .post(
                 &format!("/v1/operator/lots/{lot_id}/spaces"),
@@ -390,13 +430,38 @@ impl TestApp {
             )
             .await;
         assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
-        answer.body["spaces"]
-            .as_array()
-            .expect("spaces")
+        let spaces = answer.body["spaces"].as_array().expect("spaces").clone();
+        assert_eq!(spaces.len(), codes.len(), "{}", answer.text);
+        spaces
+    }
+
+    /// Creates spaces in a lot and returns their ids, in the order given.
+    pub async fn spaces(
+        &self,
+        operator: &TestOperator,
+        lot_id: &str,
+        codes: &[&str],
+    ) -> Vec<String> {
+        self.create_spaces(operator, lot_id, codes)
+            .await
             .iter()
             .map(|s| s["id"].as_str().expect("space id").to_owned())
             .collect()
     }
+}
+
+/// The tariff of docs/tariffs.md's worked example (`fixtures/tariffs/spec-example.json`):
+/// 2.50 then 3.75 per quarter hour by day, 1.00 per two hours at night (at most 5.00),
+/// 20.00 flat on national day, 15 free minutes, at most 60.00 a day.
+pub fn spec_tariff() -> Value {
+    serde_json::from_str(include_str!("../../fixtures/tariffs/spec-example.json"))
+        .expect("the fixture is JSON")
+}
+
+/// The token of a space's QR code URL (`{public_url}/q/{token}`).
+#[track_caller]
+pub fn qr_token(url: &str) -> &str {
+    url.rsplit_once("/q/").expect("a /q/ URL").1
 }
 
 /// The text of a PDF's content streams (inflated), enough to find the labels it prints.

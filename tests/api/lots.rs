@@ -128,7 +128,13 @@ async fn lot_names_are_unique_per_operator(app: TestApp) {
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert_eq!(again.problem_code(), "lot_name_taken");
     // Another operator may use the same name.
-    app.lot(&b, "Central", "Asia/Shanghai", "CNY").await;
+    let theirs = app.lot(&b, "Central", "Asia/Shanghai", "CNY").await;
+    let listed = app.get("/v1/operator/lots", Some(&b.key)).await;
+    assert_eq!(listed.body["lots"][0]["id"], theirs.as_str());
+    assert_eq!(listed.body["lots"][0]["name"], "Central");
+    // ...and the first operator still has exactly one.
+    let mine = app.get("/v1/operator/lots", Some(&a.key)).await;
+    assert_eq!(mine.body["lots"].as_array().unwrap().len(), 1);
 }
 
 async fn lot_name_and_address_can_change(app: TestApp) {
@@ -150,6 +156,7 @@ async fn lot_name_and_address_can_change(app: TestApp) {
     let cleared = app
         .patch(&path, Some(&op.key), json!({"address": null}))
         .await;
+    assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.text);
     assert_eq!(cleared.body["name"], "New Name");
     assert_eq!(cleared.body["address"], json!(null));
     // Time zone and currency are fixed: prices and past fees are expressed in them.

@@ -1,6 +1,10 @@
 //! Health, metrics, the OpenAPI document, the offline docs page and request ids.
 
-use reqwest::StatusCode;
+use std::collections::BTreeSet;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
 
 use crate::helpers::{TestApp, both_backends};
 
@@ -30,8 +34,10 @@ async fn health_checks_the_database(app: TestApp) {
 async fn metrics_count_requests_by_route_and_status(app: TestApp) {
     let op = app.operator("Metered").await;
     let lot = app.lot(&op, "Counted", "UTC", "EUR").await;
-    app.get(&format!("/v1/operator/lots/{lot}"), Some(&op.key))
+    let read = app
+        .get(&format!("/v1/operator/lots/{lot}"), Some(&op.key))
         .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.text);
     let answer = app.get("/metrics", None).await;
     assert_eq!(answer.status, StatusCode::OK);
     let text = &answer.text;
@@ -50,6 +56,89 @@ async fn metrics_count_requests_by_route_and_status(app: TestApp) {
     assert!(text.contains("db_pool_connections{"), "{text}");
 }
 
+/// Every route of the JSON API, as `routes()` in src/http/** registers it (method and path
+/// as OpenAPI writes them). /openapi.json must document exactly these.
+const API_ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/metrics"),
+    ("get", "/.well-known/jwks.json"),
+    ("get", "/v1/scan/{token}"),
+    ("post", "/v1/lots/{lot_id}/quote"),
+    ("post", "/v1/sessions"),
+    ("get", "/v1/sessions/{session_id}"),
+    ("post", "/v1/sessions/{session_id}/stop"),
+    ("get", "/v1/sessions/{session_id}/receipt"),
+    ("get", "/v1/me/sessions"),
+    ("get", "/v1/audit/sessions"),
+    ("get", "/v1/audit/checkpoint"),
+    ("get", "/v1/audit/summary"),
+    ("get", "/v1/operator/lots"),
+    ("post", "/v1/operator/lots"),
+    ("get", "/v1/operator/lots/{lot_id}"),
+    ("patch", "/v1/operator/lots/{lot_id}"),
+    ("get", "/v1/operator/lots/{lot_id}/spaces"),
+    ("post", "/v1/operator/lots/{lot_id}/spaces"),
+    ("get", "/v1/operator/lots/{lot_id}/tariff"),
+    ("put", "/v1/operator/lots/{lot_id}/tariff"),
+    ("get", "/v1/operator/lots/{lot_id}/occupancy"),
+    ("get", "/v1/operator/lots/{lot_id}/qr-sheet.pdf"),
+    ("get", "/v1/operator/spaces/{space_id}"),
+    ("patch", "/v1/operator/spaces/{space_id}"),
+    ("post", "/v1/operator/spaces/{space_id}/qr/rotate"),
+    ("get", "/v1/operator/spaces/{space_id}/qr.png"),
+    ("get", "/v1/operator/spaces/{space_id}/qr.svg"),
+    ("get", "/v1/operator/sessions"),
+    // Served only with the demo identity provider, as under `qrpark demo` and in tests.
+    ("post", "/v1/demo/token"),
+];
+
+/// Routes the app serves outside the JSON API, so deliberately not in /openapi.json: the
+/// phone page (src/http/pages), its assets, and the API's own documentation.
+const PAGE_ROUTES: &[(&str, &str)] = &[
+    ("get", "/q/callback"),
+    ("get", "/q/{token}"),
+    ("get", "/assets/{name}"),
+    ("get", "/openapi.json"),
+    ("get", "/docs/"),
+];
+
+/// The (method, path) pairs a document's `paths` hold.
+fn documented(doc: &Value) -> BTreeSet<(String, String)> {
+    const METHODS: [&str; 8] = [
+        "get", "put", "post", "delete", "options", "head", "patch", "trace",
+    ];
+    let paths = doc["paths"].as_object().expect("paths");
+    paths
+        .iter()
+        .flat_map(|(path, item)| {
+            METHODS
+                .iter()
+                .filter(|m| item.get(**m).is_some())
+                .map(move |m| ((*m).to_owned(), path.clone()))
+        })
+        .collect()
+}
+
+/// Whether the app answers `method path` from a route of its own rather than from the
+/// fallbacks for an unknown path (404 `not_found`, "no route matches") or method (405).
+async fn served(app: &TestApp, method: &str, path: &str) -> bool {
+    let id = Uuid::now_v7().to_string();
+    let concrete = path
+        .replace("{lot_id}", &id)
+        .replace("{space_id}", &id)
+        .replace("{session_id}", &id)
+        .replace("{token}", "not-a-token")
+        .replace("{name}", "no-such-asset.css");
+    let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+    let body = (method != Method::GET).then(|| json!({}));
+    let answer = app.call(method, &concrete, None, body).await;
+    let unrouted = answer.status == StatusCode::NOT_FOUND
+        && answer.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("no route matches"));
+    !unrouted && answer.status != StatusCode::METHOD_NOT_ALLOWED
+}
+
 async fn openapi_documents_every_route(app: TestApp) {
     let answer = app.get("/openapi.json", None).await;
     assert_eq!(answer.status, StatusCode::OK);
@@ -59,22 +148,40 @@ async fn openapi_documents_every_route(app: TestApp) {
         "{}",
         doc["openapi"]
     );
-    let paths = doc["paths"].as_object().unwrap();
-    for (path, methods) in [
-        ("/healthz", &["get"][..]),
-        ("/metrics", &["get"]),
-        ("/v1/operator/lots", &["get", "post"]),
-        ("/v1/operator/lots/{lot_id}", &["get", "patch"]),
-        ("/v1/operator/lots/{lot_id}/spaces", &["get", "post"]),
-        ("/v1/operator/spaces/{space_id}", &["get", "patch"]),
-    ] {
-        for method in methods {
-            assert!(
-                paths[path].get(*method).is_some(),
-                "{method} {path} is undocumented"
-            );
-        }
+
+    // Exactly the API's routes, each with exactly its methods.
+    let expected: BTreeSet<(String, String)> = API_ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    let got = documented(doc);
+    let undocumented: Vec<_> = expected.difference(&got).collect();
+    let unlisted: Vec<_> = got.difference(&expected).collect();
+    assert!(undocumented.is_empty(), "undocumented: {undocumented:?}");
+    assert!(
+        unlisted.is_empty(),
+        "documented but not in the list: {unlisted:?}"
+    );
+
+    // The list is the app's: every route in it is served, and the check can tell.
+    for (method, path) in API_ROUTES.iter().chain(PAGE_ROUTES) {
+        assert!(
+            served(&app, method, path).await,
+            "{method} {path} is not served"
+        );
     }
+    assert!(!served(&app, "get", "/v1/nowhere").await);
+    assert!(!served(&app, "delete", "/v1/operator/lots").await);
+    for (_, path) in PAGE_ROUTES {
+        assert!(doc["paths"].get(*path).is_none(), "{path} is documented");
+    }
+
+    // The library's document is the served one, without the demo-only route.
+    let library = serde_json::to_value(qrpark::http::openapi()).unwrap();
+    let mut served_without_demo = got.clone();
+    served_without_demo.remove(&("post".to_owned(), "/v1/demo/token".to_owned()));
+    assert_eq!(documented(&library), served_without_demo);
+
     let problem = &doc["components"]["schemas"]["Problem"];
     for member in ["type", "title", "status", "detail", "code"] {
         assert!(
@@ -83,6 +190,9 @@ async fn openapi_documents_every_route(app: TestApp) {
         );
     }
     assert!(doc["components"]["securitySchemes"]["operator_key"].is_object());
+    assert!(doc["components"]["securitySchemes"]["city_identity"].is_object());
+    // Its prose points only to files a clone has.
+    assert!(!answer.text.contains("spec/"), "cites a spec/ file");
 }
 
 async fn docs_page_works_offline(app: TestApp) {

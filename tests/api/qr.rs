@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::helpers::{TestApp, TestOperator, both_backends};
+use crate::helpers::{TestApp, TestOperator, both_backends, qr_token};
 
 both_backends!(
     codes_verify_with_the_jwks_alone,
@@ -29,17 +29,9 @@ async fn lot_with_spaces(
     codes: &[&str],
 ) -> (String, Vec<(String, String)>) {
     let lot = app.lot(op, "Nanjing Road", "Asia/Shanghai", "CNY").await;
-    let created = app
-        .post(
-            &format!("/v1/operator/lots/{lot}/spaces"),
-            Some(&op.key),
-            json!({"codes": codes}),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
-    let spaces = created.body["spaces"]
-        .as_array()
-        .unwrap()
+    let spaces = app
+        .create_spaces(op, &lot, codes)
+        .await
         .iter()
         .map(|s| {
             (
@@ -49,10 +41,6 @@ async fn lot_with_spaces(
         })
         .collect();
     (lot, spaces)
-}
-
-fn token_of(url: &str) -> &str {
-    url.rsplit_once("/q/").expect("a /q/ URL").1
 }
 
 #[derive(Deserialize)]
@@ -66,7 +54,7 @@ async fn codes_verify_with_the_jwks_alone(app: TestApp) {
     let (_, spaces) = lot_with_spaces(&app, &op, &["A-1"]).await;
     let (space_id, url) = &spaces[0];
     assert!(url.starts_with(&format!("{}/q/", app.base)), "{url}");
-    let token = token_of(url);
+    let token = qr_token(url);
     assert!(token.len() <= 176, "token is {} characters", token.len());
 
     // Generic JOSE: the JWKS over HTTP and jsonwebtoken, nothing of qrpark's.
@@ -93,7 +81,7 @@ async fn scan_names_lot_space_and_tariff(app: TestApp) {
     let op = app.operator("Scanned").await;
     let (lot, spaces) = lot_with_spaces(&app, &op, &["A-1", "A-2"]).await;
     let scan = app
-        .get(&format!("/v1/scan/{}", token_of(&spaces[0].1)), None)
+        .get(&format!("/v1/scan/{}", qr_token(&spaces[0].1)), None)
         .await;
     assert_eq!(scan.status, StatusCode::OK, "{}", scan.text);
     assert_eq!(scan.body["lot"]["id"], lot.as_str());
@@ -113,7 +101,7 @@ async fn scan_names_lot_space_and_tariff(app: TestApp) {
         .await;
     assert_eq!(off.status, StatusCode::OK);
     let scan = app
-        .get(&format!("/v1/scan/{}", token_of(&spaces[1].1)), None)
+        .get(&format!("/v1/scan/{}", qr_token(&spaces[1].1)), None)
         .await;
     assert_eq!(scan.status, StatusCode::OK);
     assert_eq!(scan.body["space"]["status"], "out_of_service");
@@ -138,12 +126,12 @@ async fn rotation_revokes_the_old_code(app: TestApp) {
     assert_eq!(rotated.body["qr_version"], 2);
 
     let old = app
-        .get(&format!("/v1/scan/{}", token_of(old_url)), None)
+        .get(&format!("/v1/scan/{}", qr_token(old_url)), None)
         .await;
     assert_eq!(old.status, StatusCode::GONE);
     assert_eq!(old.problem_code(), "qr_revoked");
     let new = app
-        .get(&format!("/v1/scan/{}", token_of(new_url)), None)
+        .get(&format!("/v1/scan/{}", qr_token(new_url)), None)
         .await;
     assert_eq!(new.status, StatusCode::OK);
     assert_eq!(new.body["space"]["qr_version"], 2);
@@ -157,7 +145,7 @@ async fn rotation_revokes_the_old_code(app: TestApp) {
 async fn forged_codes_are_refused(app: TestApp) {
     let op = app.operator("Target").await;
     let (_, spaces) = lot_with_spaces(&app, &op, &["A-1"]).await;
-    let token = token_of(&spaces[0].1).to_owned();
+    let token = qr_token(&spaces[0].1).to_owned();
     let parts: Vec<&str> = token.split('.').collect();
     let claims: serde_json::Value =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
@@ -212,18 +200,17 @@ async fn forged_codes_are_refused(app: TestApp) {
         );
         assert_eq!(answer.problem_code(), "qr_invalid", "{what}");
     }
-    // The genuine one still works.
-    assert_eq!(
-        app.get(&format!("/v1/scan/{token}"), None).await.status,
-        StatusCode::OK
-    );
+    // The genuine one still works, and names its space.
+    let genuine = app.get(&format!("/v1/scan/{token}"), None).await;
+    assert_eq!(genuine.status, StatusCode::OK, "{}", genuine.text);
+    assert_eq!(genuine.body["space"]["id"], spaces[0].0.as_str());
 }
 
 async fn key_rotation_keeps_old_codes_until_retired(app: TestApp) {
     let op = app.operator("Keys").await;
     let (_, spaces) = lot_with_spaces(&app, &op, &["A-1", "A-2"]).await;
-    let k1_token = token_of(&spaces[0].1).to_owned();
-    let kid = qrpark::qr::keyring::rotate(&app.db, chrono::Utc::now())
+    let k1_token = qr_token(&spaces[0].1).to_owned();
+    let kid = qrpark::qr::keyring::rotate(&app.db, app.now())
         .await
         .unwrap();
     assert_eq!(kid, "k2");
@@ -236,7 +223,8 @@ async fn key_rotation_keeps_old_codes_until_retired(app: TestApp) {
             None,
         )
         .await;
-    let k2_token = token_of(rotated.body["qr_url"].as_str().unwrap()).to_owned();
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
+    let k2_token = qr_token(rotated.body["qr_url"].as_str().unwrap()).to_owned();
     assert_eq!(
         jsonwebtoken::decode_header(&k2_token)
             .unwrap()
@@ -252,24 +240,29 @@ async fn key_rotation_keeps_old_codes_until_retired(app: TestApp) {
         .map(|k| k["kid"].as_str().unwrap())
         .collect();
     assert_eq!(kids, vec!["k1", "k2"]);
-    // Both generations scan.
-    assert_eq!(
-        app.get(&format!("/v1/scan/{k1_token}"), None).await.status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.get(&format!("/v1/scan/{k2_token}"), None).await.status,
-        StatusCode::OK
-    );
+    // Both generations scan, each naming its own space, code version and signing key.
+    for (token, (space_id, _), code, version, kid) in [
+        (&k1_token, &spaces[0], "A-1", 1, "k1"),
+        (&k2_token, &spaces[1], "A-2", 2, "k2"),
+    ] {
+        let scan = app.get(&format!("/v1/scan/{token}"), None).await;
+        assert_eq!(scan.status, StatusCode::OK, "{kid}: {}", scan.text);
+        assert_eq!(scan.body["space"]["id"], space_id.as_str(), "{kid}");
+        assert_eq!(scan.body["space"]["code"], code, "{kid}");
+        assert_eq!(scan.body["space"]["qr_version"], version, "{kid}");
+        assert_eq!(scan.body["kid"], kid);
+    }
     // Retiring k1 drops it from the JWKS and its codes stop verifying.
-    qrpark::store::signing_keys::retire(&app.db, "k1", chrono::Utc::now())
+    qrpark::store::signing_keys::retire(&app.db, "k1", app.now())
         .await
         .unwrap()
         .unwrap();
     app.state.keys.refresh().await.unwrap();
     let jwks = app.get("/.well-known/jwks.json", None).await;
     assert_eq!(jwks.body["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(jwks.body["keys"][0]["kid"], "k2");
     let old = app.get(&format!("/v1/scan/{k1_token}"), None).await;
+    assert_eq!(old.status, StatusCode::BAD_REQUEST);
     assert_eq!(old.problem_code(), "qr_invalid");
 }
 
@@ -287,12 +280,13 @@ async fn other_operators_cannot_rotate(app: TestApp) {
         .await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
     assert_eq!(answer.problem_code(), "not_found");
-    assert_eq!(
-        app.get(&format!("/v1/scan/{}", token_of(&spaces[0].1)), None)
-            .await
-            .status,
-        StatusCode::OK
-    );
+    // The code was not rotated: it still scans as the first version.
+    let scan = app
+        .get(&format!("/v1/scan/{}", qr_token(&spaces[0].1)), None)
+        .await;
+    assert_eq!(scan.status, StatusCode::OK, "{}", scan.text);
+    assert_eq!(scan.body["space"]["id"], spaces[0].0.as_str());
+    assert_eq!(scan.body["space"]["qr_version"], 1);
 }
 
 async fn images_decode_to_the_signed_url(app: TestApp) {
@@ -320,9 +314,10 @@ async fn images_decode_to_the_signed_url(app: TestApp) {
     assert_eq!(&content, url);
     assert_eq!(meta.ecc_level, 3, "level Q"); // rqrr numbers L=1? see below
     let scan = app
-        .get(&format!("/v1/scan/{}", token_of(&content)), None)
+        .get(&format!("/v1/scan/{}", qr_token(&content)), None)
         .await;
-    assert_eq!(scan.status, StatusCode::OK);
+    assert_eq!(scan.status, StatusCode::OK, "{}", scan.text);
+    assert_eq!(scan.body["space"]["id"], space_id.as_str());
 
     let svg = app
         .get(
@@ -344,6 +339,7 @@ async fn images_decode_to_the_signed_url(app: TestApp) {
     ] {
         let answer = app.get(&path, Some(&intruder.key)).await;
         assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(answer.problem_code(), "not_found", "{path}");
     }
 
     // After rotation the image carries the new code.
@@ -355,17 +351,18 @@ async fn images_decode_to_the_signed_url(app: TestApp) {
             None,
         )
         .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
     let new_url = rotated.body["qr_url"].as_str().unwrap();
+    assert_ne!(new_url, url);
     let png = app
         .client
         .get(format!("{}/v1/operator/spaces/{space_id}/qr.png", app.base))
         .bearer_auth(&op.key)
         .send()
         .await
-        .unwrap()
-        .bytes()
-        .await
         .unwrap();
+    assert_eq!(png.status(), StatusCode::OK);
+    let png = png.bytes().await.unwrap();
     let image = image::load_from_memory(&png).unwrap().to_luma8();
     let mut prepared = rqrr::PreparedImage::prepare(image);
     let (_, content) = prepared.detect_grids()[0].decode().unwrap();
@@ -404,4 +401,5 @@ async fn sheet_holds_every_space(app: TestApp) {
         )
         .await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(answer.problem_code(), "not_found");
 }

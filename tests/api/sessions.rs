@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{Answer, TestApp, TestOperator, both_backends};
+use crate::helpers::{Answer, TestApp, TestOperator, both_backends, qr_token, spec_tariff};
 
 both_backends!(
     a_whole_session_is_priced_settled_and_receipted,
@@ -28,31 +28,16 @@ pub async fn parking_lot(
     codes: &[&str],
 ) -> (String, Vec<(String, String)>) {
     let lot = app.lot(op, "Jing'an Temple", "Asia/Shanghai", "CNY").await;
-    let put = app
-        .call(
-            Method::PUT,
-            &format!("/v1/operator/lots/{lot}/tariff"),
-            Some(&op.key),
-            Some(crate::tariffs::spec_tariff()),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::CREATED, "{}", put.text);
-    let created = app
-        .post(
-            &format!("/v1/operator/lots/{lot}/spaces"),
-            Some(&op.key),
-            json!({"codes": codes}),
-        )
-        .await;
-    let spaces = created.body["spaces"]
-        .as_array()
-        .unwrap()
+    let published = app.publish_tariff(op, &lot, spec_tariff()).await;
+    assert_eq!(published["version"], 1);
+    let spaces = app
+        .create_spaces(op, &lot, codes)
+        .await
         .iter()
         .map(|s| {
-            let url = s["qr_url"].as_str().unwrap();
             (
                 s["id"].as_str().unwrap().to_owned(),
-                url.rsplit_once("/q/").unwrap().1.to_owned(),
+                qr_token(s["qr_url"].as_str().unwrap()).to_owned(),
             )
         })
         .collect();
@@ -107,26 +92,25 @@ async fn a_whole_session_is_priced_settled_and_receipted(app: TestApp) {
     assert_eq!(watching.body["settlement"], json!(null));
 
     // The operator publishes a dearer tariff meanwhile: the session keeps version 1.
-    let mut dearer = crate::tariffs::spec_tariff();
+    let mut dearer = spec_tariff();
     dearer["rules"][1]["price"]["steps"][1]["amount"] = json!("9.99");
-    app.call(
-        Method::PUT,
-        &format!("/v1/operator/lots/{lot}/tariff"),
-        Some(&op.key),
-        Some(dearer),
-    )
-    .await;
+    let published = app.publish_tariff(&op, &lot, dearer).await;
+    assert_eq!(published["version"], 2);
+    // It is in force: the same two hours would now cost 4 x 2.50 + 4 x 9.99.
+    let quoted = app
+        .post(
+            &format!("/v1/lots/{lot}/quote"),
+            None,
+            json!({"start": "2026-09-29T02:00:00Z", "end": "2026-09-29T04:00:00Z"}),
+        )
+        .await;
+    assert_eq!(quoted.status, StatusCode::OK, "{}", quoted.text);
+    assert_eq!(quoted.body["tariff_version"], 2);
+    assert_eq!(quoted.body["total"], "49.96");
 
     // Stop at 12:00: the spec's example, 25.00.
     app.clock.advance(TimeDelta::hours(1));
-    let stopped = app
-        .call(
-            Method::POST,
-            &format!("/v1/sessions/{id}/stop"),
-            Some(&driver),
-            None,
-        )
-        .await;
+    let stopped = app.stop(&driver, &id).await;
     assert_eq!(stopped.status, StatusCode::OK, "{}", stopped.text);
     assert_eq!(stopped.body["status"], "stopped");
     assert_eq!(stopped.body["ended_at"], "2026-09-29T04:00:00Z");
@@ -140,14 +124,7 @@ async fn a_whole_session_is_priced_settled_and_receipted(app: TestApp) {
 
     // A repeated stop, even later, answers exactly the same.
     app.clock.advance(TimeDelta::hours(3));
-    let again = app
-        .call(
-            Method::POST,
-            &format!("/v1/sessions/{id}/stop"),
-            Some(&driver),
-            None,
-        )
-        .await;
+    let again = app.stop(&driver, &id).await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.body, stopped.body);
 
@@ -225,13 +202,9 @@ async fn one_active_session_per_space(app: TestApp) {
     assert_eq!(twice.problem_code(), "space_occupied");
     let id = started.body["id"].as_str().unwrap();
     app.clock.advance(TimeDelta::minutes(5));
-    app.call(
-        Method::POST,
-        &format!("/v1/sessions/{id}/stop"),
-        Some(&first),
-        None,
-    )
-    .await;
+    let stopped = app.stop(&first, id).await;
+    assert_eq!(stopped.status, StatusCode::OK, "{}", stopped.text);
+    assert_eq!(stopped.body["status"], "stopped");
     let next = start(&app, &second, "k2", &spaces[0].1).await;
     assert_eq!(next.status, StatusCode::CREATED, "{}", next.text);
     assert_ledger_balanced(&app).await;
@@ -322,6 +295,7 @@ async fn other_drivers_sessions_are_invisible(app: TestApp) {
     let owner = app.driver_token("owner");
     let other = app.driver_token("other");
     let started = start(&app, &owner, "k", &spaces[0].1).await;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.text);
     let id = started.body["id"].as_str().unwrap();
     for (method, path) in [
         (Method::GET, format!("/v1/sessions/{id}")),
@@ -346,6 +320,7 @@ async fn other_drivers_sessions_are_invisible(app: TestApp) {
     // Operator keys are not city identities.
     let as_operator = app.get(&format!("/v1/sessions/{id}"), Some(&op.key)).await;
     assert_eq!(as_operator.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(as_operator.problem_code(), "token_invalid");
 }
 
 async fn bad_city_tokens_are_refused(app: TestApp) {
@@ -418,22 +393,29 @@ async fn codes_and_spaces_that_cannot_start(app: TestApp) {
     let (_, spaces) = parking_lot(&app, &op, &["A-1", "A-2", "A-3"]).await;
     let driver = app.driver_token("driver-1");
     // Out of service.
-    app.patch(
-        &format!("/v1/operator/spaces/{}", spaces[0].0),
-        Some(&op.key),
-        json!({"status": "out_of_service"}),
-    )
-    .await;
+    let off = app
+        .patch(
+            &format!("/v1/operator/spaces/{}", spaces[0].0),
+            Some(&op.key),
+            json!({"status": "out_of_service"}),
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::OK, "{}", off.text);
+    assert_eq!(off.body["status"], "out_of_service");
     let answer = start(&app, &driver, "a", &spaces[0].1).await;
+    assert_eq!(answer.status, StatusCode::CONFLICT);
     assert_eq!(answer.problem_code(), "space_out_of_service");
     // Rotated code.
-    app.call(
-        Method::POST,
-        &format!("/v1/operator/spaces/{}/qr/rotate", spaces[1].0),
-        Some(&op.key),
-        None,
-    )
-    .await;
+    let rotated = app
+        .call(
+            Method::POST,
+            &format!("/v1/operator/spaces/{}/qr/rotate", spaces[1].0),
+            Some(&op.key),
+            None,
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
+    assert_eq!(rotated.body["qr_version"], 2);
     let answer = start(&app, &driver, "b", &spaces[1].1).await;
     assert_eq!(answer.status, StatusCode::GONE);
     assert_eq!(answer.problem_code(), "qr_revoked");
@@ -447,18 +429,10 @@ async fn codes_and_spaces_that_cannot_start(app: TestApp) {
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
     // A lot without a tariff.
     let bare = app.lot(&op, "No Tariff", "Asia/Shanghai", "CNY").await;
-    let created = app
-        .post(
-            &format!("/v1/operator/lots/{bare}/spaces"),
-            Some(&op.key),
-            json!({"codes": ["X"]}),
-        )
-        .await;
-    let url = created.body["spaces"][0]["qr_url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let answer = start(&app, &driver, "e", &url).await;
+    let created = app.create_spaces(&op, &bare, &["X"]).await;
+    let url = created[0]["qr_url"].as_str().unwrap();
+    let answer = start(&app, &driver, "e", url).await;
+    assert_eq!(answer.status, StatusCode::CONFLICT);
     assert_eq!(answer.problem_code(), "no_tariff");
 }
 
@@ -492,10 +466,9 @@ async fn concurrent_starts_and_stops_settle_once(app: TestApp) {
         .unwrap();
     app.clock.advance(TimeDelta::minutes(30));
     let stops = (0..20).map(|_| {
-        let app = &app;
-        let path = format!("/v1/sessions/{id}/stop");
+        let (app, id) = (&app, &id);
         let token = tokens[winner].clone();
-        async move { app.call(Method::POST, &path, Some(&token), None).await }
+        async move { app.stop(&token, id).await }
     });
     let stopped = futures_join_all(stops).await;
     assert!(stopped.iter().all(|a| a.status == StatusCode::OK));
@@ -556,22 +529,22 @@ async fn operators_see_their_sessions_and_occupancy(app: TestApp) {
     let other = app.operator("Other").await;
     let (lot, spaces) = parking_lot(&app, &op, &["A-1", "A-2", "A-3"]).await;
     let driver = app.driver_token("driver-1");
-    start(&app, &driver, "a", &spaces[0].1).await;
+    let first = start(&app, &driver, "a", &spaces[0].1).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
     let second = start(&app, &driver, "b", &spaces[1].1).await;
-    app.patch(
-        &format!("/v1/operator/spaces/{}", spaces[2].0),
-        Some(&op.key),
-        json!({"status": "out_of_service"}),
-    )
-    .await;
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.text);
+    let off = app
+        .patch(
+            &format!("/v1/operator/spaces/{}", spaces[2].0),
+            Some(&op.key),
+            json!({"status": "out_of_service"}),
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::OK, "{}", off.text);
     app.clock.advance(TimeDelta::hours(2));
-    app.call(
-        Method::POST,
-        &format!("/v1/sessions/{}/stop", second.body["id"].as_str().unwrap()),
-        Some(&driver),
-        None,
-    )
-    .await;
+    let stopped = app.stop(&driver, second.body["id"].as_str().unwrap()).await;
+    assert_eq!(stopped.status, StatusCode::OK, "{}", stopped.text);
+    assert_eq!(stopped.body["fee"]["total"], "25.00");
 
     let occupancy = app
         .get(&format!("/v1/operator/lots/{lot}/occupancy"), Some(&op.key))
@@ -630,23 +603,13 @@ async fn operators_see_their_sessions_and_occupancy(app: TestApp) {
             .body["sessions"],
         json!([])
     );
-    assert_eq!(
-        app.get(
-            &format!("/v1/operator/lots/{lot}/occupancy"),
-            Some(&other.key)
-        )
-        .await
-        .status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.get(
-            &format!("/v1/operator/sessions?lot={lot}"),
-            Some(&other.key)
-        )
-        .await
-        .status,
-        StatusCode::NOT_FOUND
-    );
+    for path in [
+        format!("/v1/operator/lots/{lot}/occupancy"),
+        format!("/v1/operator/sessions?lot={lot}"),
+    ] {
+        let answer = app.get(&path, Some(&other.key)).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(answer.problem_code(), "not_found", "{path}");
+    }
     assert_ledger_balanced(&app).await;
 }

@@ -8,7 +8,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::TimeDelta;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use reqwest::Method;
 
 use crate::helpers::TestApp;
 use crate::sessions::{assert_ledger_balanced, parking_lot, start};
@@ -61,16 +60,10 @@ async fn park_and_stop(app: &TestApp) -> serde_json::Value {
     let (_, spaces) = parking_lot(app, &op, &["A-1"]).await;
     let driver = app.driver_token("driver-1");
     let started = start(app, &driver, "k", &spaces[0].1).await;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.text);
     let id = started.body["id"].as_str().unwrap().to_owned();
     app.clock.advance(TimeDelta::hours(2));
-    let stopped = app
-        .call(
-            Method::POST,
-            &format!("/v1/sessions/{id}/stop"),
-            Some(&driver),
-            None,
-        )
-        .await;
+    let stopped = app.stop(&driver, &id).await;
     assert_eq!(stopped.status, StatusCode::OK, "{}", stopped.text);
     stopped.body
 }

@@ -125,8 +125,20 @@ async fn same_code_may_exist_in_two_lots(app: TestApp) {
     let op = app.operator("Two Lots").await;
     let north = app.lot(&op, "North", "Asia/Shanghai", "CNY").await;
     let south = app.lot(&op, "South", "Asia/Shanghai", "CNY").await;
-    app.spaces(&op, &north, &["A-1"]).await;
-    app.spaces(&op, &south, &["A-1"]).await;
+    let in_north = app.spaces(&op, &north, &["A-1"]).await;
+    let in_south = app.spaces(&op, &south, &["A-1"]).await;
+    assert_ne!(in_north, in_south, "two spaces, not one");
+    for (lot, ids) in [(&north, &in_north), (&south, &in_south)] {
+        let listed = app
+            .get(&format!("/v1/operator/lots/{lot}/spaces"), Some(&op.key))
+            .await;
+        assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+        let spaces = listed.body["spaces"].as_array().unwrap();
+        assert_eq!(spaces.len(), 1, "{lot}");
+        assert_eq!(spaces[0]["id"], ids[0].as_str());
+        assert_eq!(spaces[0]["code"], "A-1");
+        assert_eq!(spaces[0]["lot_id"], lot.as_str());
+    }
 }
 
 async fn space_status_changes(app: TestApp) {
@@ -146,6 +158,7 @@ async fn space_status_changes(app: TestApp) {
     let on = app
         .patch(&path, Some(&op.key), json!({"status": "active"}))
         .await;
+    assert_eq!(on.status, StatusCode::OK, "{}", on.text);
     assert_eq!(on.body["status"], "active");
     let bad = app
         .patch(&path, Some(&op.key), json!({"status": "broken"}))

@@ -1,9 +1,9 @@
-//! Versioned tariffs and public quotes, priced exactly as spec/tariff.md says.
+//! Versioned tariffs and public quotes, priced exactly as docs/tariffs.md says.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestOperator, both_backends};
+use crate::helpers::{TestApp, TestOperator, both_backends, qr_token, spec_tariff};
 
 both_backends!(
     publishing_makes_immutable_versions,
@@ -16,38 +16,9 @@ both_backends!(
     scan_shows_the_tariff_in_force,
 );
 
-/// The tariff of spec/tariff.md.
-pub(crate) fn spec_tariff() -> Value {
-    json!({
-      "currency": "CNY",
-      "grace_minutes": 15,
-      "max_stay_minutes": 1440,
-      "daily_cap": { "amount": "60.00", "period": "calendar_day" },
-      "rules": [
-        { "name": "national-day", "dates": ["2026-10-01", "2026-10-02"],
-          "price": { "flat": "20.00" } },
-        { "name": "day", "days": ["mon","tue","wed","thu","fri","sat","sun"],
-          "from": "07:00", "to": "21:00",
-          "price": { "steps": [
-            { "until_minute": 60, "every_minutes": 15, "amount": "2.50" },
-            { "every_minutes": 15, "amount": "3.75" } ] } },
-        { "name": "night", "from": "21:00", "to": "07:00",
-          "price": { "every_minutes": 120, "amount": "1.00" }, "cap": "5.00" }
-      ]
-    })
-}
-
 async fn lot_with_tariff(app: &TestApp, op: &TestOperator, tariff: Value) -> String {
     let lot = app.lot(op, "Jing'an Temple", "Asia/Shanghai", "CNY").await;
-    let put = app
-        .call(
-            Method::PUT,
-            &format!("/v1/operator/lots/{lot}/tariff"),
-            Some(&op.key),
-            Some(tariff),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::CREATED, "{}", put.text);
+    app.publish_tariff(op, &lot, tariff).await;
     lot
 }
 
@@ -59,9 +30,7 @@ async fn publishing_makes_immutable_versions(app: TestApp) {
     assert_eq!(none.status, StatusCode::NOT_FOUND);
     assert_eq!(none.problem_code(), "no_tariff");
 
-    let first = app
-        .call(Method::PUT, &path, Some(&op.key), Some(spec_tariff()))
-        .await;
+    let first = app.put(&path, Some(&op.key), spec_tariff()).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
     assert_eq!(first.body["version"], 1);
     assert!(first.body["effective_from"].is_string());
@@ -70,9 +39,8 @@ async fn publishing_makes_immutable_versions(app: TestApp) {
 
     let mut cheaper = spec_tariff();
     cheaper["grace_minutes"] = json!(30);
-    let second = app
-        .call(Method::PUT, &path, Some(&op.key), Some(cheaper))
-        .await;
+    let second = app.put(&path, Some(&op.key), cheaper).await;
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.text);
     assert_eq!(second.body["version"], 2);
 
     let current = app.get(&path, Some(&op.key)).await;
@@ -112,7 +80,7 @@ async fn invalid_tariffs_list_every_problem(app: TestApp) {
             { "name": "cents", "price": { "flat": "1.005" }, "colour": "red" }
         ]
     });
-    let answer = app.call(Method::PUT, &path, Some(&op.key), Some(bad)).await;
+    let answer = app.put(&path, Some(&op.key), bad).await;
     assert_eq!(
         answer.status,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -158,11 +126,10 @@ async fn tariff_currency_must_match_the_lot(app: TestApp) {
     let op = app.operator("Euro").await;
     let lot = app.lot(&op, "Berlin Mitte", "Europe/Berlin", "EUR").await;
     let answer = app
-        .call(
-            Method::PUT,
+        .put(
             &format!("/v1/operator/lots/{lot}/tariff"),
             Some(&op.key),
-            Some(spec_tariff()),
+            spec_tariff(),
         )
         .await;
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -179,10 +146,9 @@ async fn tariffs_are_private_to_their_operator(app: TestApp) {
         app.get(&path, Some(&intruder.key)).await.status,
         StatusCode::NOT_FOUND
     );
-    let put = app
-        .call(Method::PUT, &path, Some(&intruder.key), Some(spec_tariff()))
-        .await;
+    let put = app.put(&path, Some(&intruder.key), spec_tariff()).await;
     assert_eq!(put.status, StatusCode::NOT_FOUND);
+    assert_eq!(put.problem_code(), "not_found");
     assert_eq!(app.get(&path, Some(&owner.key)).await.body["version"], 1);
 }
 
@@ -284,6 +250,7 @@ async fn quote_errors_are_clear(app: TestApp) {
     )
     .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.problem_code(), "not_found");
 
     let lot = lot_with_tariff(&app, &op, spec_tariff()).await;
     let backwards = quote(
@@ -314,15 +281,7 @@ async fn zero_decimal_currency_quotes(app: TestApp) {
         "currency": "JPY",
         "rules": [{ "name": "all-day", "price": { "every_minutes": 20, "amount": "300" }, "cap": "1200" }]
     });
-    let put = app
-        .call(
-            Method::PUT,
-            &format!("/v1/operator/lots/{lot}/tariff"),
-            Some(&op.key),
-            Some(tariff),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::CREATED, "{}", put.text);
+    app.publish_tariff(&op, &lot, tariff).await;
     // 10:00-11:30 is 5 increments of 20 minutes (the last one whole): 1500, capped at 1200.
     let answer = quote(
         &app,
@@ -335,13 +294,13 @@ async fn zero_decimal_currency_quotes(app: TestApp) {
     assert_eq!(answer.body["lines"][0]["amount"], "1500");
     let fractional = json!({"currency": "JPY", "rules": [{"name": "x", "price": {"flat": "1.5"}}]});
     let bad = app
-        .call(
-            Method::PUT,
+        .put(
             &format!("/v1/operator/lots/{lot}/tariff"),
             Some(&op.key),
-            Some(fractional),
+            fractional,
         )
         .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(bad.problem_code(), "tariff_invalid");
     assert_eq!(bad.error_paths(), vec!["$.rules[0].price.flat"]);
 }
@@ -353,10 +312,11 @@ async fn scan_shows_the_tariff_in_force(app: TestApp) {
     let space = app
         .get(&format!("/v1/operator/spaces/{}", ids[0]), Some(&op.key))
         .await;
-    let url = space.body["qr_url"].as_str().unwrap();
-    let token = url.rsplit_once("/q/").unwrap().1;
+    assert_eq!(space.status, StatusCode::OK, "{}", space.text);
+    let token = qr_token(space.body["qr_url"].as_str().unwrap());
     let scan = app.get(&format!("/v1/scan/{token}"), None).await;
-    assert_eq!(scan.status, StatusCode::OK);
+    assert_eq!(scan.status, StatusCode::OK, "{}", scan.text);
+    assert_eq!(scan.body["space"]["id"], ids[0].as_str());
     assert_eq!(scan.body["tariff"]["version"], 1);
     assert_eq!(scan.body["tariff"]["tariff"]["rules"][2]["name"], "night");
 }

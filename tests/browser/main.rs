@@ -84,23 +84,10 @@ fn start_driver(path: &PathBuf) -> Driver {
     }
 }
 
-/// The spec's tariff (spec/tariff.md).
+/// The tariff of docs/tariffs.md's worked example (`fixtures/tariffs/spec-example.json`).
 fn spec_tariff() -> Value {
-    json!({
-      "currency": "CNY", "grace_minutes": 15, "max_stay_minutes": 1440,
-      "daily_cap": { "amount": "60.00", "period": "calendar_day" },
-      "rules": [
-        { "name": "national-day", "dates": ["2026-10-01", "2026-10-02"],
-          "price": { "flat": "20.00" } },
-        { "name": "day", "days": ["mon","tue","wed","thu","fri","sat","sun"],
-          "from": "07:00", "to": "21:00",
-          "price": { "steps": [
-            { "until_minute": 60, "every_minutes": 15, "amount": "2.50" },
-            { "every_minutes": 15, "amount": "3.75" } ] } },
-        { "name": "night", "from": "21:00", "to": "07:00",
-          "price": { "every_minutes": 120, "amount": "1.00" }, "cap": "5.00" }
-      ]
-    })
+    serde_json::from_str(include_str!("../../fixtures/tariffs/spec-example.json"))
+        .expect("the fixture is JSON")
 }
 
 /// qrpark as `qrpark demo` runs it (demo identity provider on), on 127.0.0.1:0, with one

@@ -57,6 +57,25 @@ fn a_rule_cap_spans_the_segments_of_one_occurrence() {
 }
 
 #[test]
+fn the_rule_cap_resets_with_each_date_of_a_windowless_rule() {
+    // all 3.00/h, cap 5.00 per occurrence = per local date. Tue 22:00, 23:00: 6.00 -> 5.00;
+    // Wed 00:00, 01:00: 6.00 -> 5.00. Total 10.00.
+    let t = tariff(
+        r#"{"currency":"CNY","rules":[{"name":"all","price":{"every_minutes":60,"amount":"3.00"},
+            "cap":"5.00"}]}"#,
+    );
+    let fee = quote(&t, SHANGHAI, "2026-09-29 22:00", "2026-09-30 02:00");
+    assert_fee(
+        &fee,
+        "10.00",
+        &[
+            "all 29 22:00-30 00:00 x2 6.00 5.00",
+            "all 30 00:00-30 02:00 x2 6.00 5.00",
+        ],
+    );
+}
+
+#[test]
 fn the_calendar_day_cap_stops_a_long_day() {
     // Tue 07:00-21:00: 4 x 2.50 + 52 x 3.75 = 10.00 + 195.00 = 205.00, daily cap 60.00.
     let fee = quote(
@@ -197,6 +216,73 @@ fn night_cap_of_the_spec_tariff() {
         &[
             "night 29 21:00-30 07:00 x5 5.00 5.00",
             "day 30 07:00-30 09:00 x8 30.00 30.00",
+        ],
+    );
+}
+
+#[test]
+fn an_increment_starting_before_midnight_counts_wholly_to_its_first_day() {
+    // calendar_day cap 15.00. eve 20:00-23:00 4.00/h: 20:00, 21:00, 22:00 -> Tue 12.00.
+    // night 23:00-06:00, 180-min increments: 23:00 (Tue; runs to 02:00 Wed but its first
+    // instant is Tue): 10.00 cut to 3.00 (Tue full); 02:00 (Wed) 10.00; 05:00 (Wed) 10.00
+    // cut to 5.00. night: amount 30.00, charged 18.00. Total 30.00.
+    let t = tariff(
+        r#"{"currency":"CNY","daily_cap":{"amount":"15.00","period":"calendar_day"},"rules":[
+            {"name":"eve","from":"20:00","to":"23:00","price":{"every_minutes":60,"amount":"4.00"}},
+            {"name":"night","from":"23:00","to":"06:00","price":{"every_minutes":180,"amount":"10.00"}}]}"#,
+    );
+    let fee = quote(&t, SHANGHAI, "2026-09-29 20:00", "2026-09-30 06:00");
+    assert_fee(
+        &fee,
+        "30.00",
+        &[
+            "eve 29 20:00-29 23:00 x3 12.00 12.00",
+            "night 29 23:00-30 06:00 x3 30.00 18.00",
+        ],
+    );
+}
+
+#[test]
+fn a_rolling_period_boundary_inside_a_segment() {
+    // rolling_24h cap 20.00 from Tue 10:00. all (no window) 90-min increments at 5.00.
+    // Tue 10:00-00:00 (14 h): increments 10:00 + 1.5 h k for k = 0..9 (23:30 runs past
+    // midnight, charged whole): 10 x 5.00 = 50.00; period 1 allows 20.00.
+    // Wed 00:00-12:00: increments restart: 00:00, 01:30, ..., 09:00 (7, still period 1:
+    // 0) and 10:30 (period 2 from Wed 10:00: 5.00): amount 40.00, charged 5.00.
+    // Total 25.00.
+    let t = tariff(
+        r#"{"currency":"CNY","daily_cap":{"amount":"20.00","period":"rolling_24h"},"rules":[
+            {"name":"all","price":{"every_minutes":90,"amount":"5.00"}}]}"#,
+    );
+    let fee = quote(&t, SHANGHAI, "2026-09-29 10:00", "2026-09-30 12:00");
+    assert_fee(
+        &fee,
+        "25.00",
+        &[
+            "all 29 10:00-30 00:00 x10 50.00 20.00",
+            "all 30 00:00-30 12:00 x8 40.00 5.00",
+        ],
+    );
+}
+
+#[test]
+fn a_flat_counts_to_the_period_of_its_first_segment_not_of_its_occurrence_date() {
+    // calendar_day cap 12.00. early 22:00-01:00 at 5.00/h listed first; nightflat
+    // 22:00-04:00 flat 8.00. Tue 22:00, 23:00: 10.00 (Tue). Wed 00:00: 5.00 (Wed 5.00).
+    // nightflat (Tuesday's occurrence) first applies at Wed 01:00: the flat's first
+    // instant is Wed, which has 7.00 left: 8.00 -> 7.00. Total 22.00.
+    let t = tariff(
+        r#"{"currency":"CNY","daily_cap":{"amount":"12.00","period":"calendar_day"},"rules":[
+            {"name":"early","from":"22:00","to":"01:00","price":{"every_minutes":60,"amount":"5.00"}},
+            {"name":"nightflat","from":"22:00","to":"04:00","price":{"flat":"8.00"}}]}"#,
+    );
+    let fee = quote(&t, SHANGHAI, "2026-09-29 22:00", "2026-09-30 03:00");
+    assert_fee(
+        &fee,
+        "22.00",
+        &[
+            "early 29 22:00-30 01:00 x3 15.00 15.00",
+            "nightflat 30 01:00-30 03:00 x1 8.00 7.00",
         ],
     );
 }

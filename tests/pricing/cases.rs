@@ -58,8 +58,8 @@ fn an_empty_interval_with_grace_is_one_grace_line() {
 
 #[test]
 fn an_empty_interval_without_grace_is_within_grace() {
-    // berlin-meter-zone has no grace (0): end - start = 0 <= 0 minutes, so spec point 2
-    // applies: the fee is 0 and one line names the grace.
+    // berlin-meter-zone has no grace (0): end - start = 0 <= 0 minutes, so step 2 of
+    // docs/tariffs.md applies: the fee is 0 and one line names the grace.
     let fee = quote(
         &tariff(BERLIN_METER),
         BERLIN,
@@ -67,6 +67,30 @@ fn an_empty_interval_without_grace_is_within_grace() {
         "2026-11-09 10:00",
     );
     assert_fee(&fee, "0.00", &["grace 09 10:00-09 10:00 x0 0.00 0.00"]);
+}
+
+/// 3.00 per started hour, all day, and no `grace_minutes`: the default, 0.
+const HOURLY_NO_GRACE: &str =
+    r#"{"currency":"CNY","rules":[{"name":"all","price":{"every_minutes":60,"amount":"3.00"}}]}"#;
+
+#[test]
+fn zero_length_with_default_grace_has_one_grace_line() {
+    // docs/tariffs.md, step 2: a session lasting at most `grace_minutes` costs 0, with one
+    // line naming the grace. grace_minutes defaults to 0; end - start = 0 <= 0, so the
+    // fee is 0 with exactly one grace line from 10:00 to 10:00.
+    let t = tariff(HOURLY_NO_GRACE);
+    let fee = quote(&t, SHANGHAI, "2026-09-29 10:00", "2026-09-29 10:00");
+    assert_fee(&fee, "0.00", &["grace 29 10:00-29 10:00 x0 0.00 0.00"]);
+    assert!(fee.lines[0].grace);
+}
+
+#[test]
+fn one_second_with_zero_grace_pays_a_whole_increment() {
+    // grace 0: 1 s > 0 min, so charged from the start: one 60-min increment at 10:00:00,
+    // running past the end, charged whole: 3.00.
+    let t = tariff(HOURLY_NO_GRACE);
+    let fee = quote(&t, SHANGHAI, "2026-09-29 10:00:00", "2026-09-29 10:00:01");
+    assert_fee(&fee, "3.00", &["all 29 10:00-29 10:00 x1 3.00 3.00"]);
 }
 
 #[test]
@@ -255,6 +279,122 @@ fn a_whole_sunday_is_free_with_no_lines() {
     assert_fee(&fee, "0.00", &[]);
 }
 
+const FRI_NIGHT: &str = r#"{"currency":"CNY","rules":[
+    {"name":"fri-night","days":["fri"],"from":"22:00","to":"02:00",
+     "price":{"every_minutes":60,"amount":"5.00"}},
+    {"name":"all","price":{"every_minutes":60,"amount":"1.00"}}]}"#;
+
+#[test]
+fn a_days_window_runs_into_a_day_not_in_days() {
+    // docs/tariffs.md, step 3: the occurrence of accepted date D (Fri 10-02) runs from
+    // D 22:00 to D+1 02:00, although Saturday is not in `days`.
+    // all (Fri's) 21:00-22:00: 1 x 1.00; fri-night 22:00-02:00: 4 x 5.00 = 20.00;
+    // all (Sat's) 02:00-03:00: 1 x 1.00. Total 22.00.
+    let t = tariff(FRI_NIGHT);
+    let fee = quote(&t, SHANGHAI, "2026-10-02 21:00", "2026-10-03 03:00");
+    assert_fee(
+        &fee,
+        "22.00",
+        &[
+            "all 02 21:00-02 22:00 x1 1.00 1.00",
+            "fri-night 02 22:00-03 02:00 x4 20.00 20.00",
+            "all 03 02:00-03 03:00 x1 1.00 1.00",
+        ],
+    );
+}
+
+#[test]
+fn a_session_starting_on_the_unlisted_day_still_meets_the_previous_occurrence() {
+    // Sat 01:00-03:00: Sat is not in `days`, but Friday's occurrence (to Sat 02:00)
+    // contains 01:00: fri-night 01:00-02:00 1 x 5.00; all 02:00-03:00 1 x 1.00. 6.00.
+    // Sat 22:00 - Sun 01:00: Saturday's date is not accepted, no occurrence: all (Sat)
+    // 22:00-00:00 2 x 1.00, all (Sun) 00:00-01:00 1 x 1.00. 3.00.
+    let t = tariff(FRI_NIGHT);
+    let fee = quote(&t, SHANGHAI, "2026-10-03 01:00", "2026-10-03 03:00");
+    assert_fee(
+        &fee,
+        "6.00",
+        &[
+            "fri-night 03 01:00-03 02:00 x1 5.00 5.00",
+            "all 03 02:00-03 03:00 x1 1.00 1.00",
+        ],
+    );
+    let fee = quote(&t, SHANGHAI, "2026-10-03 22:00", "2026-10-04 01:00");
+    assert_fee(
+        &fee,
+        "3.00",
+        &[
+            "all 03 22:00-04 00:00 x2 2.00 2.00",
+            "all 04 00:00-04 01:00 x1 1.00 1.00",
+        ],
+    );
+}
+
+#[test]
+fn days_and_dates_both_given_across_midnight() {
+    // event: days [sat], dates [10-03 Sat, 10-04 Sun], 20:00-02:00, flat 10.00. Only
+    // 10-03 passes both filters; 10-04 (a Sunday) fails `days`, so no Sun 20:00 occurrence.
+    // all (Sat) 19:00-20:00 1.00; event Sat 20:00 - Sun 02:00 flat 10.00;
+    // all (Sun) 02:00-00:00 22 x 1.00; all (Mon) 00:00-01:00 1.00. Total 34.00.
+    let t = tariff(
+        r#"{"currency":"CNY","rules":[
+            {"name":"event","days":["sat"],"dates":["2026-10-03","2026-10-04"],
+             "from":"20:00","to":"02:00","price":{"flat":"10.00"}},
+            {"name":"all","price":{"every_minutes":60,"amount":"1.00"}}]}"#,
+    );
+    let fee = quote(&t, SHANGHAI, "2026-10-03 19:00", "2026-10-05 01:00");
+    assert_fee(
+        &fee,
+        "34.00",
+        &[
+            "all 03 19:00-03 20:00 x1 1.00 1.00",
+            "event 03 20:00-04 02:00 x1 10.00 10.00",
+            "all 04 02:00-05 00:00 x22 22.00 22.00",
+            "all 05 00:00-05 01:00 x1 1.00 1.00",
+        ],
+    );
+}
+
+#[test]
+fn explicit_00_00_to_00_00_is_the_whole_day() {
+    // to == from: a 24-hour window D 00:00 - D+1 00:00, i.e. one occurrence per date, so
+    // the segment and the increments restart at midnight: 23:00 1 x 2.00, 00:00 1 x 2.00.
+    let t = tariff(
+        r#"{"currency":"CNY","rules":[{"name":"d","from":"00:00","to":"00:00",
+            "price":{"every_minutes":60,"amount":"2.00"}}]}"#,
+    );
+    let fee = quote(&t, SHANGHAI, "2026-09-29 23:00", "2026-09-30 01:00");
+    assert_fee(
+        &fee,
+        "4.00",
+        &[
+            "d 29 23:00-30 00:00 x1 2.00 2.00",
+            "d 30 00:00-30 01:00 x1 2.00 2.00",
+        ],
+    );
+}
+
+#[test]
+fn only_from_or_only_to_default_the_other_end() {
+    // late: from 22:00, to defaults to 24:00 (22:00-00:00, not crossing); early: to 06:00,
+    // from defaults to 00:00. 21:00-22:00 and 06:00-07:00 uncovered: no line.
+    // late 22:00-00:00 2 x 3.00 = 6.00; early 00:00-06:00 6 x 2.00 = 12.00. Total 18.00.
+    let t = tariff(
+        r#"{"currency":"CNY","rules":[
+            {"name":"late","from":"22:00","price":{"every_minutes":60,"amount":"3.00"}},
+            {"name":"early","to":"06:00","price":{"every_minutes":60,"amount":"2.00"}}]}"#,
+    );
+    let fee = quote(&t, SHANGHAI, "2026-09-29 21:00", "2026-09-30 07:00");
+    assert_fee(
+        &fee,
+        "18.00",
+        &[
+            "late 29 22:00-30 00:00 x2 6.00 6.00",
+            "early 30 00:00-30 06:00 x6 12.00 12.00",
+        ],
+    );
+}
+
 // ---- precedence -------------------------------------------------------------------------
 
 #[test]
@@ -354,6 +494,27 @@ fn a_later_overlapping_rule_never_applies() {
     assert_fee(&fee, "6.00", &["day 29 07:30-29 10:30 x3 6.00 6.00"]);
 }
 
+#[test]
+fn a_free_higher_rule_starting_mid_segment_splits_it() {
+    // quiet 12:00-13:00 free, listed first. all 11:30-12:00: 1 x 2.00 (charged whole);
+    // quiet 12:00-13:00: a zero line; all 13:00-13:30: increments restart, 1 x 2.00. 4.00.
+    let t = tariff(
+        r#"{"currency":"CNY","rules":[
+            {"name":"quiet","from":"12:00","to":"13:00","price":{"free":true}},
+            {"name":"all","price":{"every_minutes":60,"amount":"2.00"}}]}"#,
+    );
+    let fee = quote(&t, SHANGHAI, "2026-09-29 11:30", "2026-09-29 13:30");
+    assert_fee(
+        &fee,
+        "4.00",
+        &[
+            "all 29 11:30-29 12:00 x1 2.00 2.00",
+            "quiet 29 12:00-29 13:00 x0 0.00 0.00",
+            "all 29 13:00-29 13:30 x1 2.00 2.00",
+        ],
+    );
+}
+
 // ---- flats ------------------------------------------------------------------------------
 
 const LUNCH: &str = r#"{"currency":"CNY","rules":[
@@ -437,6 +598,28 @@ fn a_concert_flat_across_midnight_is_one_occurrence() {
         &[
             "new-year-concert 31 19:00-01 02:00 x1 50.00 50.00",
             "standard 01 02:00-01 03:00 x1 6.00 6.00",
+        ],
+    );
+}
+
+#[test]
+fn a_flat_occurrence_that_ends_under_a_higher_rule_is_followed_by_a_new_one() {
+    // day-ticket (no window, flat 10.00) is interrupted by night 22:00-02:00. Tuesday's
+    // occurrence ends at midnight while night applies; at 02:00 Wednesday's occurrence
+    // applies for the first time: a new flat. 10.00 + 4 x 1.00 + 10.00 = 24.00.
+    let t = tariff(
+        r#"{"currency":"CNY","rules":[
+            {"name":"night","from":"22:00","to":"02:00","price":{"every_minutes":60,"amount":"1.00"}},
+            {"name":"day-ticket","price":{"flat":"10.00"}}]}"#,
+    );
+    let fee = quote(&t, SHANGHAI, "2026-09-29 21:00", "2026-09-30 03:00");
+    assert_fee(
+        &fee,
+        "24.00",
+        &[
+            "day-ticket 29 21:00-29 22:00 x1 10.00 10.00",
+            "night 29 22:00-30 02:00 x4 4.00 4.00",
+            "day-ticket 30 02:00-30 03:00 x1 10.00 10.00",
         ],
     );
 }

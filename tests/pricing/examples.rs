@@ -1,4 +1,4 @@
-//! The worked examples of the tariff spec, on its own tariff, lot in Asia/Shanghai.
+//! The worked examples of docs/tariffs.md, on its example tariff, lot in Asia/Shanghai.
 //! 2026-09-29 is a Tuesday; 2026-10-01 a Thursday (national day).
 
 use crate::support::*;

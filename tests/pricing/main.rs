@@ -1,4 +1,4 @@
-//! The pricing engine through its public API: the spec's worked examples, hand-worked
+//! The pricing engine through its public API: docs/tariffs.md's worked examples, hand-worked
 //! cases for every semantic point, validation paths, the fixtures, and property tests
 //! against a deliberately naive reference model.
 
@@ -9,6 +9,5 @@ mod examples;
 mod fixtures;
 mod properties;
 mod reference;
-mod review;
 mod support;
 mod validation;

@@ -1,5 +1,5 @@
-//! A deliberately naive reference model of the pricing semantics, written from the spec
-//! without looking at the engine's algorithm: it walks the interval minute by minute,
+//! A deliberately naive reference model of the pricing semantics, written from
+//! docs/tariffs.md without looking at the engine's algorithm: it walks the interval minute by minute,
 //! finds the applying occurrence by brute force over every rule and date, builds
 //! segments from the runs, lays every increment one by one and clips every charge in
 //! order, working out each charge's cap period from scratch.

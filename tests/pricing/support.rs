@@ -7,6 +7,7 @@ use qrpark::domain::tariff::{Fee, Tariff, price};
 pub const SHANGHAI: Tz = chrono_tz::Asia::Shanghai;
 pub const BERLIN: Tz = chrono_tz::Europe::Berlin;
 pub const NEW_YORK: Tz = chrono_tz::America::New_York;
+pub const SAO_PAULO: Tz = chrono_tz::America::Sao_Paulo;
 
 pub const SPEC: &str = include_str!("../../fixtures/tariffs/spec-example.json");
 pub const BEIJING: &str = include_str!("../../fixtures/tariffs/beijing-on-street.json");

@@ -292,3 +292,41 @@ fn the_currency_is_checked_against_the_lot() {
     assert_eq!(problem.path, "$.currency");
     assert_eq!(problem.message, "is CNY but the lot charges in EUR");
 }
+
+#[test]
+fn everything_the_format_allows_is_accepted() {
+    // `to` 24:00, `from` 00:00, `to` 00:00, days + dates together, grace 0, a lone last
+    // step, a zero amount, KWD with 3 decimals, fewer decimals than allowed.
+    for doc in [
+        r#"{"currency":"CNY","grace_minutes":0,"rules":[
+            {"name":"a","from":"00:00","to":"24:00","price":{"free":true}},
+            {"name":"b","to":"00:00","price":{"flat":"0"}},
+            {"name":"c","days":["sat"],"dates":["2026-10-03"],"price":{"flat":"2.5"}},
+            {"name":"d","price":{"steps":[{"every_minutes":1,"amount":"0.01"}]}}]}"#,
+        r#"{"currency":"KWD","daily_cap":{"amount":"1.000","period":"rolling_24h"},
+            "rules":[{"name":"k","price":{"every_minutes":60,"amount":"0.125"},"cap":"0.5"}]}"#,
+        r#"{"currency":"JPY","rules":[{"name":"j","price":{"flat":"1200"}}]}"#,
+    ] {
+        tariff(doc);
+    }
+}
+
+#[test]
+fn amount_decimals_are_counted_as_written() {
+    // "2.500" is worth 2.50 but is written with 3 decimals, more than CNY's 2; "1.0" has
+    // 1, more than JPY's 0.
+    assert_eq!(
+        only_problem(&with_rules(
+            r#"{"name":"a","price":{"steps":[
+                {"until_minute":60,"every_minutes":15,"amount":"2.500"},
+                {"every_minutes":15,"amount":"1"}]}}"#
+        )),
+        "$.rules[0].price.steps[0].amount: has 3 decimals but CNY allows at most 2"
+    );
+    assert_eq!(
+        only_problem(
+            r#"{"currency":"JPY","rules":[{"name":"j","price":{"every_minutes":60,"amount":"1.0"}}]}"#
+        ),
+        "$.rules[0].price.amount: has 1 decimals but JPY allows at most 0"
+    );
+}

@@ -1,5 +1,5 @@
 //! Tariffs: the operator's JSON document (`model`, `validate`) and the pricing engine
-//! (`price`). The contract is docs/tariffs.md (from the shared tariff spec).
+//! (`price`). The contract is docs/tariffs.md.
 
 mod local_time;
 mod model;

@@ -23,7 +23,7 @@ pub struct TariffVersionView {
     pub version: i32,
     /// From this instant the version prices new sessions and quotes.
     pub effective_from: DateTime<Utc>,
-    /// The tariff document (spec/tariff.md), in canonical form.
+    /// The tariff document (docs/tariffs.md), in canonical form.
     #[schema(value_type = Object)]
     pub tariff: serde_json::Value,
 }
@@ -67,7 +67,7 @@ pub fn tariff_invalid(problems: Vec<TariffProblem>) -> ApiError {
 #[utoipa::path(
     put, path = "/v1/operator/lots/{lot_id}/tariff", tag = "operator",
     params(("lot_id" = uuid::Uuid, Path, description = "The lot")),
-    request_body(content = Object, description = "A tariff document (spec/tariff.md)"),
+    request_body(content = Object, description = "A tariff document (docs/tariffs.md)"),
     security(("operator_key" = [])),
     responses(
         (status = 201, description = "The new version", body = TariffVersionView),

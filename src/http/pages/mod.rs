@@ -142,7 +142,8 @@ pub struct PageData {
     pub expected_address: String,
     pub callback_url: String,
     pub now: DateTime<Utc>,
-    /// The calculator's first suggestion: two hours from now, on the hour, local time.
+    /// The calculator's first suggestion: the local time three hours from now with its
+    /// minutes set to :00, so between two and three hours ahead.
     pub suggested_leave: String,
     pub demo: bool,
     pub login_url: Option<String>,
