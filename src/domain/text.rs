@@ -30,9 +30,39 @@ pub fn check_line(text: &str, max: usize) -> Result<(), TextError> {
     Ok(())
 }
 
+/// Checks a free note (a reason, what a warden saw): 1..=`max` characters, not only
+/// whitespace, line breaks and tabs allowed but no other control characters.
+pub fn check_note(text: &str, max: usize) -> Result<(), TextError> {
+    if text.trim().is_empty() {
+        return Err(TextError::Empty);
+    }
+    if text.chars().count() > max {
+        return Err(TextError::TooLong { max });
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(TextError::ControlCharacter);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notes_may_span_lines_but_not_be_blank_or_too_long() {
+        assert_eq!(check_note("blocked the exit\nsecond line", 500), Ok(()));
+        assert_eq!(check_note("  ", 500), Err(TextError::Empty));
+        assert_eq!(check_note("", 500), Err(TextError::Empty));
+        assert_eq!(
+            check_note(&"x".repeat(501), 500),
+            Err(TextError::TooLong { max: 500 })
+        );
+        assert_eq!(check_note("a\u{7}", 500), Err(TextError::ControlCharacter));
+    }
 
     #[test]
     fn accepts_ordinary_and_unicode_lines() {

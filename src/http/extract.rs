@@ -287,6 +287,57 @@ impl FromRequestParts<AppState> for Auditor {
     }
 }
 
+/// A city warden (enforcement officer): a city identity whose `roles` contain `warden`.
+/// Wardens work city-wide, across every operator's lots.
+#[derive(Debug, Clone)]
+pub struct Warden(pub CityIdentity);
+
+impl FromRequestParts<AppState> for Warden {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Driver(identity) = Driver::from_request_parts(parts, state).await?;
+        if has_role(&identity, "warden") {
+            Ok(Warden(identity))
+        } else {
+            Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "this needs a city identity with the warden role",
+            ))
+        }
+    }
+}
+
+/// A warden or an auditor: who may read the violations recorded.
+#[derive(Debug, Clone)]
+pub struct WardenOrAuditor(pub CityIdentity);
+
+impl FromRequestParts<AppState> for WardenOrAuditor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Driver(identity) = Driver::from_request_parts(parts, state).await?;
+        if has_role(&identity, "warden") || identity.is_auditor() {
+            Ok(WardenOrAuditor(identity))
+        } else {
+            Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "this needs a city identity with the warden or the auditor role",
+            ))
+        }
+    }
+}
+
+fn has_role(identity: &CityIdentity, role: &str) -> bool {
+    identity.roles.iter().any(|r| r == role)
+}
+
 /// The credential of an `Authorization: Bearer ...` header, if there is one.
 fn bearer(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;

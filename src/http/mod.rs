@@ -19,6 +19,7 @@ use crate::AppState;
 pub mod audit;
 pub mod demo;
 pub mod driver;
+pub mod enforcement;
 pub mod error;
 pub mod extract;
 pub mod operator;
@@ -42,6 +43,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "public", description = "Anyone: QR verification keys, scans, quotes"),
         (name = "driver", description = "Drivers, with a city identity token"),
         (name = "audit", description = "City auditors: a city identity with the auditor role"),
+        (name = "enforcement", description = "City wardens: a city identity with the warden role"),
         (name = "demo", description = "Only under `qrpark demo`: the development identity provider"),
         (name = "operator", description = "Lot operators, with an API key"),
     )
@@ -96,6 +98,7 @@ fn routes(with_demo: bool) -> OpenApiRouter<AppState> {
         .merge(quote::routes())
         .merge(driver::routes())
         .merge(audit::routes())
+        .merge(enforcement::routes())
         .merge(operator::routes())
 }
 

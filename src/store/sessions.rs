@@ -454,3 +454,18 @@ pub async fn next_due(db: &Db) -> StoreResult<Option<DateTime<Utc>>> {
     .fetch_one(pool)
     .await?))
 }
+
+/// A session in one of the operator's lots; `None` when it does not exist or is another
+/// operator's.
+pub async fn get_for_operator(
+    db: &Db,
+    session_id: Uuid,
+    operator_id: Uuid,
+) -> StoreResult<Option<Session>> {
+    let sql = format!("select {COLUMNS} from session where session_id = $1 and operator_id = $2");
+    on_db!(db, pool => Ok(sqlx::query_as::<_, Session>(sqlx::AssertSqlSafe(sql))
+        .bind(session_id)
+        .bind(operator_id)
+        .fetch_optional(pool)
+        .await?))
+}

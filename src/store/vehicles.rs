@@ -49,16 +49,32 @@ pub struct SpaceOnStreet {
 const SPACE_COLUMNS: &str = "space.space_id, space.code as space_code, lot.lot_id, \
                              lot.name as lot_name, lot.operator_id";
 
-/// A space and its lot, whoever operates it.
-pub async fn space(db: &Db, space_id: Uuid) -> StoreResult<Option<SpaceOnStreet>> {
+/// These spaces with their lots, whoever operates them (unknown ids are left out).
+pub async fn spaces(db: &Db, space_ids: &[Uuid]) -> StoreResult<Vec<SpaceOnStreet>> {
+    if space_ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let sql = format!(
         "select {SPACE_COLUMNS} from space join lot on lot.lot_id = space.lot_id \
-         where space.space_id = $1"
+         where space.space_id in ({}) order by space.code",
+        super::placeholders(1, space_ids.len())
     );
-    on_db!(db, pool => Ok(sqlx::query_as::<_, SpaceOnStreet>(sqlx::AssertSqlSafe(sql))
-        .bind(space_id)
-        .fetch_optional(pool)
-        .await?))
+    on_db!(db, pool => {
+        let mut query = sqlx::query_as::<_, SpaceOnStreet>(sqlx::AssertSqlSafe(sql));
+        for id in space_ids {
+            query = query.bind(*id);
+        }
+        Ok(query.fetch_all(pool).await?)
+    })
+}
+
+/// Every lot of every operator, by name: where wardens walk.
+pub async fn lots(db: &Db) -> StoreResult<Vec<(Uuid, String, Option<String>)>> {
+    on_db!(db, pool => Ok(sqlx::query_as::<_, (Uuid, String, Option<String>)>(
+        "select lot_id, name, address from lot order by name, lot_id"
+    )
+    .fetch_all(pool)
+    .await?))
 }
 
 /// Every space of a lot, in code order.

@@ -17,3 +17,4 @@ mod sessions;
 mod settlement;
 mod spaces;
 mod tariffs;
+mod vehicles;

@@ -2,6 +2,7 @@
 //! stop, receipt, their list), and the views they share.
 
 mod mine;
+mod proof;
 mod receipt;
 mod show;
 mod start;
@@ -28,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(stop::stop_session))
         .routes(routes!(receipt::receipt))
         .routes(routes!(mine::my_sessions))
+        .routes(routes!(proof::proof))
 }
 
 /// The driver's own session; another driver's is "not found".

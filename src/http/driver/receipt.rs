@@ -33,6 +33,8 @@ pub struct Receipt {
     pub lot_address: Option<String>,
     pub timezone: String,
     pub space_code: String,
+    /// The vehicle's plate; `null` when none was given (or once erased).
+    pub plate: Option<String>,
     pub driver: String,
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
@@ -89,6 +91,7 @@ pub async fn receipt(
         lot_address: lot.address,
         timezone: lot.timezone,
         space_code,
+        plate: session.plate,
         driver: session.driver,
         started_at: session.started_at,
         ended_at,
@@ -136,6 +139,7 @@ fn page_of(receipt: Receipt, stored_fee: &str) -> Result<ReceiptPage, ApiError> 
         lot_address: receipt.lot_address,
         timezone: receipt.timezone,
         space_code: receipt.space_code,
+        plate: receipt.plate,
         started_at: receipt.started_at,
         ended_at: receipt.ended_at,
         lines: fee

@@ -24,5 +24,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(qr::sheet))
         .routes(routes!(tariff::put_tariff, tariff::get_tariff))
         .routes(routes!(sessions::list_sessions))
+        .routes(routes!(sessions::stop_session))
         .routes(routes!(sessions::occupancy))
 }

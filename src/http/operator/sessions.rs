@@ -9,9 +9,11 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::domain::currency::Currency;
 use crate::domain::money::Money;
-use crate::domain::session::SessionStatus;
-use crate::http::error::{ApiError, ProblemBody};
-use crate::http::extract::{IdPath, Operator, Query};
+use crate::domain::session::{EndedBy, SessionStatus};
+use crate::domain::text;
+use crate::http::error::{ApiError, FieldError, ProblemBody};
+use crate::http::extract::{IdPath, Json, Operator, Query};
+use crate::sessions::Claim;
 use crate::store::lots;
 use crate::store::sessions::{self, Session, SessionFilter};
 
@@ -50,6 +52,17 @@ pub struct OperatorSessionView {
     pub currency: String,
     /// The fee charged, once stopped.
     pub fee_total: Option<String>,
+    /// The vehicle's plate; `null` when none was given (or once erased).
+    pub plate: Option<String>,
+    /// The end the driver planned.
+    pub stop_at: Option<DateTime<Utc>>,
+    /// When the tariff's maximum stay ends, if it has one.
+    pub leave_by: Option<DateTime<Utc>>,
+    /// `driver`, `planned`, `max_stay` or `operator`; `null` while active.
+    #[schema(value_type = Option<String>)]
+    pub ended_by: Option<EndedBy>,
+    /// Your reason, when you stopped it.
+    pub stop_reason: Option<String>,
 }
 
 /// Sessions, newest first.
@@ -77,6 +90,11 @@ fn operator_view(session: Session) -> Result<OperatorSessionView, ApiError> {
         tariff_version: session.tariff_version,
         currency: session.currency,
         fee_total,
+        plate: session.plate,
+        stop_at: session.stop_at,
+        leave_by: session.leave_by,
+        ended_by: session.ended_by,
+        stop_reason: session.stop_reason,
     })
 }
 
@@ -115,6 +133,62 @@ pub async fn list_sessions(
         .map(operator_view)
         .collect::<Result<Vec<_>, _>>()?;
     Ok(axum::Json(OperatorSessionList { sessions }))
+}
+
+/// Why the operator ends a session.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorStop {
+    /// 1 to 500 characters; kept in the audit log.
+    #[schema(example = "vehicle towed after blocking the exit")]
+    pub reason: String,
+}
+
+/// Ends a session in one of the operator's lots now, with a reason (in the audit log):
+/// priced and settled like a driver's stop (`ended_by: "operator"`). A session past its
+/// planned end or maximum stay has already ended there and answers so. Repeating it answers
+/// the stopped session.
+#[utoipa::path(
+    post, path = "/v1/operator/sessions/{session_id}/stop", tag = "operator",
+    params(("session_id" = Uuid, Path, description = "The session")),
+    request_body = OperatorStop,
+    security(("operator_key" = [])),
+    responses(
+        (status = 200, description = "The stopped session", body = OperatorSessionView),
+        (status = 400, description = "`malformed_json`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`, `api_key_invalid`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such session in your lots", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (`$.reason`), `unknown_field`", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn stop_session(
+    State(state): State<AppState>,
+    operator: Operator,
+    IdPath(session_id): IdPath,
+    Json(body): Json<OperatorStop>,
+) -> Result<axum::Json<OperatorSessionView>, ApiError> {
+    let session = sessions::get_for_operator(&state.db, session_id, operator.operator_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("session"))?;
+    text::check_note(&body.reason, 500)
+        .map_err(|e| ApiError::validation(vec![FieldError::new("$.reason", e.to_string())]))?;
+    let deliver = state.payments_url.is_some();
+    let now = state.clock.now();
+    crate::sessions::end(
+        &state.db,
+        deliver,
+        &session,
+        now,
+        EndedBy::Operator,
+        Some(body.reason),
+        Claim::Wait,
+    )
+    .await?;
+    let stopped = sessions::get_for_operator(&state.db, session_id, operator.operator_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("session"))?;
+    Ok(axum::Json(operator_view(stopped)?))
 }
 
 /// How full a lot is right now.

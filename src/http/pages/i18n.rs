@@ -330,6 +330,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("receipt.status.pending", "pending", "处理中"),
     ("receipt.status.failed", "failed", "失败"),
     ("receipt.session", "Session", "停车记录"),
+    ("receipt.plate", "Plate", "车牌"),
     ("js.minutes", "min", "分钟"),
 ];
 

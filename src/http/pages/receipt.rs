@@ -17,6 +17,7 @@ pub struct ReceiptPage {
     /// The lot's time zone, in which the times are shown (UTC if it is not a zone name).
     pub timezone: String,
     pub space_code: String,
+    pub plate: Option<String>,
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
     pub lines: Vec<ReceiptLine>,
@@ -86,6 +87,10 @@ pub fn render(receipt: &ReceiptPage, lang: Lang) -> Markup {
                 }
                 p {
                     (t("space")) " " strong { (receipt.space_code) }
+                    @if let Some(plate) = &receipt.plate {
+                        br;
+                        (t("receipt.plate")) " " strong { (plate) }
+                    }
                     br;
                     (t("receipt.from")) " " (local(receipt.started_at, tz))
                     br;
@@ -149,6 +154,7 @@ mod tests {
             lot_address: Some("1 Road & Co".into()),
             timezone: "Asia/Shanghai".into(),
             space_code: "A-1".into(),
+            plate: Some("沪A12345".into()),
             started_at: "2026-09-29T02:00:00Z".parse().unwrap(),
             ended_at: "2026-09-29T04:30:00Z".parse().unwrap(),
             lines: vec![ReceiptLine {
@@ -178,6 +184,7 @@ mod tests {
         assert!(page.contains("2026-09-29 10:00:00 +08:00"));
         assert!(page.contains("Total 25.00 CNY"));
         assert!(page.contains("QRP-ABC"));
+        assert!(page.contains("Plate <strong>沪A12345</strong>"));
         assert!(page.contains("<html lang=\"en\">"));
     }
 
