@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod cli;
 mod demo;
+mod enforcement;
 mod errors;
 mod isolation;
 mod lots;

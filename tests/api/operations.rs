@@ -69,6 +69,12 @@ const API_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/sessions/{session_id}/stop"),
     ("get", "/v1/sessions/{session_id}/receipt"),
     ("get", "/v1/me/sessions"),
+    ("get", "/v1/sessions/{session_id}/proof"),
+    ("get", "/v1/enforcement/check"),
+    ("get", "/v1/enforcement/lots"),
+    ("get", "/v1/enforcement/lots/{lot_id}/spaces"),
+    ("get", "/v1/enforcement/violations"),
+    ("post", "/v1/enforcement/violations"),
     ("get", "/v1/audit/sessions"),
     ("get", "/v1/audit/checkpoint"),
     ("get", "/v1/audit/summary"),
@@ -88,6 +94,7 @@ const API_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/operator/spaces/{space_id}/qr.png"),
     ("get", "/v1/operator/spaces/{space_id}/qr.svg"),
     ("get", "/v1/operator/sessions"),
+    ("post", "/v1/operator/sessions/{session_id}/stop"),
     // Served only with the demo identity provider, as under `qrpark demo` and in tests.
     ("post", "/v1/demo/token"),
 ];
