@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::helpers::{Answer, TestApp, both_backends};
 
+mod endings;
 mod harness;
 
 use harness::{
@@ -31,7 +32,10 @@ use harness::{
 both_backends!(
     hundred_starts_over_three_processes_make_one_session,
     killed_server_keeps_every_acknowledged_write,
+    planned_endings_happen_once_over_three_processes,
 );
+
+use endings::planned_endings_happen_once_over_three_processes;
 
 async fn hundred_starts_over_three_processes_make_one_session(app: TestApp) {
     let began = Instant::now();
