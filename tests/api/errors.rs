@@ -149,3 +149,37 @@ async fn database_failure_is_500_without_its_cause(app: TestApp) {
         "{text}"
     );
 }
+
+/// The error table of docs/api.md lists exactly the codes the API answers, each under its
+/// status (a code answered with two statuses, like `no_tariff`, lists both).
+#[test]
+fn the_documented_error_table_is_the_error_vocabulary() {
+    use std::collections::BTreeSet;
+
+    use qrpark::http::error::ErrorCode;
+
+    let doc = include_str!("../../docs/api.md");
+    let table = doc
+        .split("### Errors")
+        .nth(1)
+        .expect("docs/api.md has an Errors section");
+    let mut documented = BTreeSet::new();
+    for row in table.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let codes: Vec<&str> = cells[1].split('`').skip(1).step_by(2).collect();
+        let statuses: Vec<u16> = cells[2]
+            .split('/')
+            .map(|s| s.trim().parse().expect("a status"))
+            .collect();
+        for code in &codes {
+            for status in &statuses {
+                documented.insert((code.to_string(), *status));
+            }
+        }
+    }
+    let answered: BTreeSet<(String, u16)> = ErrorCode::ALL
+        .iter()
+        .map(|c| (c.code().to_owned(), c.status().as_u16()))
+        .collect();
+    assert_eq!(documented, answered);
+}
