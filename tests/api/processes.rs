@@ -2,8 +2,9 @@
 //! one of them killed (SIGKILL) under load, then restarted on the same database.
 //!
 //! The `TestApp` each test receives only provides the fresh, migrated database (SQLite file
-//! or PostgreSQL schema), the city identity provider whose tokens the children trust, and a
-//! pool to inspect the database; every request goes to the child processes, started with
+//! or PostgreSQL schema) and a pool to inspect it; the city identity provider whose tokens
+//! the children trust runs on the system clock, as the children do (the `TestApp`'s runs on
+//! the test's manual clock). Every request goes to the child processes, started with
 //! `env!("CARGO_BIN_EXE_qrpark")` and killed by their guards even when an assertion fails.
 //! `--nocapture` shows the figures of each run.
 
@@ -15,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use qrpark::clock::SystemClock;
 use qrpark::identity::demo_idp::DemoIdp;
 use qrpark::store::Db;
 use reqwest::{Method, StatusCode};
@@ -43,6 +45,8 @@ struct Shared {
     /// The PostgreSQL schema the children must work in (`None` on SQLite).
     schema: Option<String>,
     jwks: PathBuf,
+    /// The city identity provider the children trust (its JWKS is the file `jwks`).
+    idp: DemoIdp,
     dir: TempDir,
 }
 
@@ -52,11 +56,7 @@ impl Shared {
     async fn of(app: &TestApp) -> Self {
         let dir = TempDir::new();
         let jwks = dir.0.join("city-jwks.json");
-        let idp = app
-            .state
-            .demo_idp
-            .as_ref()
-            .expect("tests have an identity provider");
+        let idp = DemoIdp::generate(Arc::new(SystemClock));
         std::fs::write(&jwks, serde_json::to_string(&idp.jwks()).unwrap()).unwrap();
         let (url, schema) = match &app.db {
             Db::Sqlite(_) => (app.state.config.database_url.clone(), None),
@@ -77,8 +77,15 @@ impl Shared {
             url,
             schema,
             jwks,
+            idp,
             dir,
         }
+    }
+
+    /// A city identity token for `subject` that the children accept, valid for an hour.
+    fn driver_token(&self, subject: &str) -> String {
+        self.idp
+            .issue(subject, &[], "qrpark", Duration::from_secs(3600))
     }
 
     /// `qrpark ARGS` with this test's configuration and nothing from the caller's
@@ -477,7 +484,7 @@ async fn hundred_starts_over_three_processes_make_one_session(app: TestApp) {
 
     let client = client();
     let tokens: Vec<String> = (0..100)
-        .map(|i| app.driver_token(&format!("racer-{i}")))
+        .map(|i| shared.driver_token(&format!("racer-{i}")))
         .collect();
     let mut race = JoinSet::new();
     for (i, token) in tokens.iter().enumerate() {
@@ -621,7 +628,7 @@ async fn killed_server_keeps_every_acknowledged_write(app: TestApp) {
 
     let tokens: Arc<Vec<String>> = Arc::new(
         (0..DRIVERS)
-            .map(|d| app.driver_token(&format!("driver-{d}")))
+            .map(|d| shared.driver_token(&format!("driver-{d}")))
             .collect(),
     );
     // Nothing but the server has the database open from here on: after the kill, the
@@ -889,7 +896,7 @@ async fn killed_server_keeps_every_acknowledged_write(app: TestApp) {
     let mut stops = JoinSet::new();
     for (id, driver) in leftovers {
         let (client, base) = (client.clone(), server.base.clone());
-        let token = app.driver_token(&driver);
+        let token = shared.driver_token(&driver);
         stops.spawn(async move {
             let id = id.to_string();
             let a = stop(&client, &base, &token, &id).await.unwrap();
