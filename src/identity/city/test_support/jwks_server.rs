@@ -9,7 +9,9 @@ use serde_json::Value;
 use super::{AUDIENCE, ISSUER, clock};
 use crate::identity::city::{CityVerifier, JwksSource};
 
+/// A running stub endpoint.
 pub struct JwksServer {
+    /// Where it serves the JWKS.
     pub url: String,
     hits: Arc<AtomicUsize>,
     body: Arc<std::sync::Mutex<(u16, String)>>,

@@ -18,7 +18,9 @@ use serde_json::{Value, json};
 use super::{CityIdentity, CityVerifier, JwksSource, TokenRejection};
 use crate::clock::ManualClock;
 
+/// The city's `iss` in these tests.
 pub const ISSUER: &str = "https://id.city.example";
+/// Our audience in these tests.
 pub const AUDIENCE: &str = "qrpark";
 
 /// The instant every test starts at (2026-09-29T02:00:00Z), in seconds since 1970.
@@ -83,10 +85,12 @@ impl TestKey {
         Self::from_pem(kid, Algorithm::ES256, ES256_ATTACKER_PEM)
     }
 
+    /// A token with these claims under this key's own header.
     pub fn sign(&self, claims: &Value) -> String {
         self.sign_with(self.header(), claims)
     }
 
+    /// The header a city would send: this key's `alg` and `kid`.
     pub fn header(&self) -> Header {
         Header {
             kid: Some(self.kid.to_owned()),
@@ -94,6 +98,7 @@ impl TestKey {
         }
     }
 
+    /// A token with these claims under a header of the test's making.
     pub fn sign_with(&self, header: Header, claims: &Value) -> String {
         jsonwebtoken::encode(&header, claims, &self.encoding).unwrap()
     }
@@ -104,6 +109,7 @@ pub fn jwks(keys: &[&TestKey]) -> Value {
     json!({ "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() })
 }
 
+/// The same document as a `JwkSet`, for `JwksSource::Static`.
 pub fn jwk_set(keys: &[&TestKey]) -> JwkSet {
     serde_json::from_value(jwks(keys)).unwrap()
 }
@@ -146,20 +152,24 @@ pub fn claims() -> Value {
     })
 }
 
+/// `claims` with `name` set to `value`.
 pub fn with(mut claims: Value, name: &str, value: Value) -> Value {
     claims[name] = value;
     claims
 }
 
+/// `claims` without `name`.
 pub fn without(mut claims: Value, name: &str) -> Value {
     claims.as_object_mut().unwrap().remove(name);
     claims
 }
 
+/// JSON in base64url, as a JWS part.
 pub fn b64(value: &Value) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap())
 }
 
+/// Why the token was refused; panics if it was accepted.
 #[track_caller]
 pub fn rejected(result: Result<CityIdentity, TokenRejection>) -> TokenRejection {
     match result {
