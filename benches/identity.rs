@@ -2,9 +2,11 @@
 //! algorithm): the full check on a cache miss, and the cached path drivers hit on every
 //! request after their first.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use qrpark::clock::SystemClock;
 use qrpark::identity::city::{CityVerifier, JwksSource};
 use qrpark::identity::demo_idp::DemoIdp;
 
@@ -13,13 +15,14 @@ fn verification(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let idp = DemoIdp::generate();
+    let idp = DemoIdp::generate(Arc::new(SystemClock));
     let new_verifier = |capacity: usize| {
         runtime
             .block_on(CityVerifier::new(
                 JwksSource::Static(idp.jwks()),
                 DemoIdp::ISSUER.to_owned(),
                 "qrpark".to_owned(),
+                Arc::new(SystemClock),
             ))
             .expect("verifier")
             .with_cache_capacity(capacity)

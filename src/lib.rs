@@ -44,7 +44,8 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The same state, trusting `verifier` for city identities (and offering `demo_idp`).
+    /// The same state, trusting `verifier` for city identities (and offering `demo_idp`);
+    /// both should read the state's clock, so that token times and the app agree.
     pub fn with_city(
         mut self,
         verifier: identity::city::CityVerifier,

@@ -1,9 +1,12 @@
 //! `qrpark demo`: the first-run experience, with demo data seeded idempotently.
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::currency::Currency;
 use crate::domain::lot::{Address, LotName, NewLot};
@@ -86,10 +89,9 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     }
     let db = super::serve::open_database(&config).await?;
     let audience = config.city_audience.clone();
-    let (idp, verifier) = demo_identity(audience).await?;
-    let state = super::serve::state(config, db)
-        .await?
-        .with_city(verifier, Some(idp));
+    let state = super::serve::state(config, db).await?;
+    let (idp, verifier) = demo_identity(audience, state.clock.clone()).await?;
+    let state = state.with_city(verifier, Some(idp));
     let seeded = seed(&state).await?;
     let public_url = state.config.public_url();
     // The terminal code is drawn from the same cached matrix the PNG and the sheet use.
@@ -120,13 +122,18 @@ fn lan_address() -> Option<std::net::IpAddr> {
 }
 
 /// The development identity provider and a verifier that trusts exactly it: the demo's
-/// drivers sign in with one call, and `serve` never has either.
-pub async fn demo_identity(audience: String) -> anyhow::Result<(DemoIdp, CityVerifier)> {
-    let idp = DemoIdp::generate();
+/// drivers sign in with one call, and `serve` never has either. Both read `clock`, the app's,
+/// so that the tokens the provider issues are judged at the instants it issued them for.
+pub async fn demo_identity(
+    audience: String,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(DemoIdp, CityVerifier)> {
+    let idp = DemoIdp::generate(clock.clone());
     let verifier = CityVerifier::new(
         JwksSource::Static(idp.jwks()),
         DemoIdp::ISSUER.to_owned(),
         audience,
+        clock,
     )
     .await?;
     Ok((idp, verifier))

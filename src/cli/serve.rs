@@ -29,7 +29,9 @@ async fn city_verifier(config: &Config) -> anyhow::Result<CityVerifier> {
     };
     let source = JwksSource::from_setting(jwks)
         .context("configuration: setting `city_jwks` (QRPARK_CITY_JWKS)")?;
-    CityVerifier::new(source, issuer.clone(), config.city_audience.clone())
+    // The clock of the state `serve` builds (see `state`): the system's.
+    let clock = Arc::new(SystemClock);
+    CityVerifier::new(source, issuer.clone(), config.city_audience.clone(), clock)
         .await
         .context("configuration: setting `city_jwks` (QRPARK_CITY_JWKS): cannot load the JWKS")
 }

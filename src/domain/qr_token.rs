@@ -66,14 +66,8 @@ pub enum QrTokenError {
 }
 
 impl QrSigningKey {
-    /// A new key from the operating system's random source.
-    pub fn generate(kid: &str) -> Self {
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).expect("the operating system's random source is available");
-        Self::from_seed(kid, &seed)
-    }
-
-    /// The key with this 32-byte Ed25519 seed.
+    /// The key with this 32-byte Ed25519 seed; a new key's seed comes from the caller's
+    /// random source (`qr::keyring`), since the domain does no I/O.
     pub fn from_seed(kid: &str, seed: &[u8; 32]) -> Self {
         Self {
             kid: kid.to_owned(),

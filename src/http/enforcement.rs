@@ -181,7 +181,7 @@ async fn named_space(
         (status = 403, description = "`forbidden`: not a warden", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such space", body = ProblemBody, content_type = "application/problem+json"),
         (status = 410, description = "`qr_revoked`: a replaced code", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: not exactly one of `qr`, `space_id` and `plate`, or a plate that is not one", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: not exactly one of qr, space_id and plate, or a plate that is not one", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn check(

@@ -3,20 +3,24 @@
 //! JWKS is the only one the demo's verifier trusts. It never exists under `qrpark serve`:
 //! nothing outside the demo and the tests constructs it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::Utc;
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
+use crate::clock::Clock;
+
 /// A throwaway identity provider whose key lives only as long as the process.
 pub struct DemoIdp {
     signing: SigningKey,
     encoding: EncodingKey,
+    /// When tokens are issued: the app's clock, which its verifier reads too.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for DemoIdp {
@@ -31,8 +35,9 @@ impl DemoIdp {
     /// The `kid` of the demo key.
     pub const KID: &'static str = "demo-1";
 
-    /// A provider with a new key from the operating system's random source.
-    pub fn generate() -> Self {
+    /// A provider with a new key from the operating system's random source, issuing tokens
+    /// at the instants `clock` tells.
+    pub fn generate(clock: Arc<dyn Clock>) -> Self {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).expect("the operating system's random source is available");
         let signing = SigningKey::from_bytes(&seed);
@@ -42,6 +47,7 @@ impl DemoIdp {
         Self {
             encoding: EncodingKey::from_ed_der(der.as_bytes()),
             signing,
+            clock,
         }
     }
 
@@ -62,7 +68,7 @@ impl DemoIdp {
 
     /// A token for `subject` with these roles, valid from now for `ttl`.
     pub fn issue(&self, subject: &str, roles: &[&str], audience: &str, ttl: Duration) -> String {
-        let now = Utc::now().timestamp();
+        let now = self.clock.now().timestamp();
         let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
         let claims = serde_json::json!({
             "iss": Self::ISSUER,
@@ -85,30 +91,41 @@ impl DemoIdp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
     use crate::identity::city::{CityVerifier, JwksSource, TokenRejection};
+    use chrono::{DateTime, TimeDelta};
 
-    async fn verifier(idp: &DemoIdp) -> CityVerifier {
-        CityVerifier::new(
+    fn clock() -> Arc<ManualClock> {
+        Arc::new(ManualClock::new(
+            DateTime::from_timestamp(1_790_647_200, 0).expect("a valid instant"),
+        ))
+    }
+
+    /// A provider and a verifier that trusts it, both on `clock`.
+    async fn provider(clock: &Arc<ManualClock>) -> (DemoIdp, CityVerifier) {
+        let idp = DemoIdp::generate(clock.clone());
+        let verifier = CityVerifier::new(
             JwksSource::Static(idp.jwks()),
             DemoIdp::ISSUER.into(),
             "qrpark".into(),
+            clock.clone(),
         )
         .await
-        .unwrap()
+        .unwrap();
+        (idp, verifier)
     }
 
     #[tokio::test]
     async fn its_tokens_verify_against_its_jwks() {
-        let idp = DemoIdp::generate();
-        let v = verifier(&idp).await;
+        let clock = clock();
+        let (idp, v) = provider(&clock).await;
         let driver = v
             .verify(&idp.issue("demo-driver", &[], "qrpark", Duration::from_secs(3600)))
             .await
             .unwrap();
         assert_eq!(driver.subject, "demo-driver");
         assert!(!driver.is_auditor());
-        let remaining = driver.expires_at - Utc::now();
-        assert!(remaining.num_seconds() > 3590 && remaining.num_seconds() <= 3600);
+        assert_eq!(driver.expires_at - clock.now(), TimeDelta::seconds(3600));
 
         let auditor = v
             .verify(&idp.issue(
@@ -124,9 +141,9 @@ mod tests {
 
     #[tokio::test]
     async fn another_instance_or_audience_is_not_trusted() {
-        let idp = DemoIdp::generate();
-        let v = verifier(&idp).await;
-        let other = DemoIdp::generate();
+        let clock = clock();
+        let (idp, v) = provider(&clock).await;
+        let other = DemoIdp::generate(clock.clone());
         let token = other.issue("demo-driver", &[], "qrpark", Duration::from_secs(60));
         assert_eq!(v.verify(&token).await, Err(TokenRejection::BadSignature));
         let token = idp.issue("demo-driver", &[], "elsewhere", Duration::from_secs(60));
@@ -140,6 +157,9 @@ mod tests {
 
     #[test]
     fn debug_hides_the_key() {
-        assert_eq!(format!("{:?}", DemoIdp::generate()), "DemoIdp(demo-1, ***)");
+        assert_eq!(
+            format!("{:?}", DemoIdp::generate(clock())),
+            "DemoIdp(demo-1, ***)"
+        );
     }
 }

@@ -104,8 +104,11 @@ pub async fn rotate(db: &Db, now: DateTime<Utc>) -> StoreResult<String> {
     signing_keys::add(db, new_key_material, now).await
 }
 
+/// A new key's seed and public key, the seed from the operating system's random source.
 fn new_key_material(kid: &str) -> ([u8; 32], [u8; 32]) {
-    let key = QrSigningKey::generate(kid);
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).expect("the operating system's random source is available");
+    let key = QrSigningKey::from_seed(kid, &seed);
     (key.seed(), key.public_key())
 }
 

@@ -196,25 +196,26 @@ impl TestApp {
             max_body_bytes: 64 * 1024,
             ..Config::default()
         };
-        let audience = config.city_audience.clone();
-        let (idp, verifier) = qrpark::cli::demo::demo_identity(audience)
-            .await
-            .expect("demo identity provider");
-        let state = qrpark::cli::serve::state(config, db.clone())
-            .await
-            .expect("app state")
-            .with_city(verifier, Some(idp));
         // Every test starts on Tuesday 2026-09-29 at 10:00 in Shanghai, and moves time itself.
         let clock = Arc::new(ManualClock::new(
             DateTime::parse_from_rfc3339("2026-09-29T02:00:00Z")
                 .expect("a valid instant")
                 .with_timezone(&Utc),
         ));
+        // The identity provider issues, and the verifier judges, tokens on the same clock.
+        let audience = config.city_audience.clone();
+        let (idp, verifier) = qrpark::cli::demo::demo_identity(audience, clock.clone())
+            .await
+            .expect("demo identity provider");
+        let state = qrpark::cli::serve::state(config, db.clone())
+            .await
+            .expect("app state");
         let state = qrpark::AppState {
             clock: clock.clone(),
             payments_url,
             ..state
-        };
+        }
+        .with_city(verifier, Some(idp));
         let app_state = state.clone();
         tokio::spawn(async move {
             axum::serve(listener, qrpark::app(state))
@@ -249,13 +250,20 @@ impl TestApp {
         self.clock.now()
     }
 
-    /// A city identity token for `subject`, signed by the test's identity provider.
+    /// A city identity token for `subject`, signed by the test's identity provider. It is
+    /// valid for a day of the test's clock: tests move time by hours with one driver
+    /// signed in, and token lifetimes are tested in `identity::city`.
     pub fn driver_token(&self, subject: &str) -> String {
         self.state
             .demo_idp
             .as_ref()
             .expect("tests run with the demo identity provider")
-            .issue(subject, &[], "qrpark", std::time::Duration::from_secs(3600))
+            .issue(
+                subject,
+                &[],
+                "qrpark",
+                std::time::Duration::from_secs(24 * 3600),
+            )
     }
 
     /// A new operator with one API key, made as the CLI makes them.

@@ -343,7 +343,7 @@ async fn bad_city_tokens_are_refused(app: TestApp) {
         parts[2]
     );
     // The right kid, signed by another provider's key.
-    let impostor = qrpark::identity::demo_idp::DemoIdp::generate().issue(
+    let impostor = qrpark::identity::demo_idp::DemoIdp::generate(app.clock.clone()).issue(
         "driver-1",
         &[],
         "qrpark",

@@ -229,8 +229,10 @@ async fn planned_ends_and_maximum_stays_end_sessions_by_themselves(app: TestApp)
     );
     assert_eq!(ended.body["settlement"]["status"], "settled");
 
-    // The open one runs to its maximum stay and stops there.
+    // The open one runs to its maximum stay and stops there (the driver signs in again: a
+    // city token lasts a day).
     app.clock.advance(TimeDelta::hours(23));
+    let driver = app.driver_token("ending-driver");
     let overdue = app
         .get(&format!("/v1/sessions/{open_id}"), Some(&driver))
         .await;
@@ -412,6 +414,7 @@ async fn plates_are_erased_after_their_retention_and_the_chain_holds(app: TestAp
     app.clock.advance(TimeDelta::hours(1));
     assert_eq!(app.stop(&driver, &old_id).await.status, StatusCode::OK);
     app.clock.advance(TimeDelta::days(90));
+    let driver = app.driver_token("private-driver");
     let recent = start_with(
         &app,
         &driver,

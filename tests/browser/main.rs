@@ -105,13 +105,14 @@ async fn start_app(dir: &TempDir) -> (String, Vec<(String, String)>, String) {
         bind: addr,
         ..Config::default()
     };
-    let (idp, verifier) = qrpark::cli::demo::demo_identity(config.city_audience.clone())
-        .await
-        .expect("demo identity provider");
+    let audience = config.city_audience.clone();
     let state = qrpark::cli::serve::state(config, db.clone())
         .await
-        .expect("app state")
-        .with_city(verifier, Some(idp));
+        .expect("app state");
+    let (idp, verifier) = qrpark::cli::demo::demo_identity(audience, state.clock.clone())
+        .await
+        .expect("demo identity provider");
+    let state = state.with_city(verifier, Some(idp));
     tokio::spawn(async move {
         axum::serve(listener, qrpark::app(state))
             .await

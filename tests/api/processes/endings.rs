@@ -30,7 +30,7 @@ pub(super) async fn planned_endings_happen_once_over_three_processes(app: TestAp
     let due = whole_millis(Utc::now() + TimeDelta::seconds(4));
     let mut ids = Vec::new();
     for (i, qr) in qrs.iter().enumerate() {
-        let token = app.driver_token(&format!("ender-{i}"));
+        let token = shared.driver_token(&format!("ender-{i}"));
         let started = send(
             &client,
             Method::POST,

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use qrpark::clock::SystemClock;
 use qrpark::identity::demo_idp::DemoIdp;
 use qrpark::store::Db;
 use reqwest::{Method, StatusCode};
@@ -29,6 +30,9 @@ pub(super) struct Shared {
     /// The PostgreSQL schema the children must work in (`None` on SQLite).
     schema: Option<String>,
     jwks: PathBuf,
+    /// The city identity provider the children trust (its JWKS is the file `jwks`): on the
+    /// system clock, as the children are (the `TestApp`'s runs on the test's manual clock).
+    idp: DemoIdp,
     dir: TempDir,
 }
 
@@ -38,11 +42,7 @@ impl Shared {
     pub(super) async fn of(app: &TestApp) -> Self {
         let dir = TempDir::new();
         let jwks = dir.0.join("city-jwks.json");
-        let idp = app
-            .state
-            .demo_idp
-            .as_ref()
-            .expect("tests have an identity provider");
+        let idp = DemoIdp::generate(Arc::new(SystemClock));
         std::fs::write(&jwks, serde_json::to_string(&idp.jwks()).unwrap()).unwrap();
         let (url, schema) = match &app.db {
             Db::Sqlite(_) => (app.state.config.database_url.clone(), None),
@@ -63,8 +63,15 @@ impl Shared {
             url,
             schema,
             jwks,
+            idp,
             dir,
         }
+    }
+
+    /// A city identity token for `subject` that the children accept, valid for an hour.
+    pub(super) fn driver_token(&self, subject: &str) -> String {
+        self.idp
+            .issue(subject, &[], "qrpark", Duration::from_secs(3600))
     }
 
     /// `qrpark ARGS` with this test's configuration and nothing from the caller's

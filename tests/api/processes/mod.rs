@@ -63,7 +63,7 @@ async fn hundred_starts_over_three_processes_make_one_session(app: TestApp) {
 
     let client = client();
     let tokens: Vec<String> = (0..100)
-        .map(|i| app.driver_token(&format!("racer-{i}")))
+        .map(|i| shared.driver_token(&format!("racer-{i}")))
         .collect();
     let mut race = JoinSet::new();
     for (i, token) in tokens.iter().enumerate() {
@@ -207,7 +207,7 @@ async fn killed_server_keeps_every_acknowledged_write(app: TestApp) {
 
     let tokens: Arc<Vec<String>> = Arc::new(
         (0..DRIVERS)
-            .map(|d| app.driver_token(&format!("driver-{d}")))
+            .map(|d| shared.driver_token(&format!("driver-{d}")))
             .collect(),
     );
     // Nothing but the server has the database open from here on: after the kill, the
@@ -475,7 +475,7 @@ async fn killed_server_keeps_every_acknowledged_write(app: TestApp) {
     let mut stops = JoinSet::new();
     for (id, driver) in leftovers {
         let (client, base) = (client.clone(), server.base.clone());
-        let token = app.driver_token(&driver);
+        let token = shared.driver_token(&driver);
         stops.spawn(async move {
             let id = id.to_string();
             let a = stop(&client, &base, &token, &id).await.unwrap();
