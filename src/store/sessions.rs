@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::audit::audit;
+use super::audit;
 use super::{Db, StoreError, StoreResult, on_db};
 
 /// A session as stored.
@@ -106,8 +106,8 @@ pub async fn start(
         .bind(session.created_at)
         .execute(&mut *tx)
         .await?;
-        audit!(
-            tx,
+        audit::append(
+            &mut tx,
             session.started_at,
             "session.started",
             session.session_id,
@@ -121,7 +121,8 @@ pub async fn start(
                 "tariff_version": session.tariff_version,
                 "started_at": crate::domain::audit::instant(session.started_at),
             })
-        );
+        )
+        .await?;
         sqlx::query(
             "update idempotency_key set status = 'done', response_status = $3, \
              response_body = $4 where driver = $1 and key = $2",
@@ -239,8 +240,8 @@ pub async fn stop(db: &Db, session_id: Uuid, driver: &str, stop: &Stop) -> Store
         let mut tx = pool.begin().await?;
         // The stop's place in the audit chain comes first: the session row takes it in the
         // same update that stops it (the schema refuses a stopped session without one).
-        let (audit_seq, audit_hash) = audit!(
-            tx,
+        let (audit_seq, audit_hash) = audit::append(
+            &mut tx,
             stop.ended_at,
             "session.stopped",
             session_id,
@@ -254,7 +255,8 @@ pub async fn stop(db: &Db, session_id: Uuid, driver: &str, stop: &Stop) -> Store
                 "settlement_reference": s.reference,
                 "settlement_status": s.status,
             })
-        );
+        )
+        .await?;
         // The conditional update is the lock: of concurrent stops exactly one changes the
         // row; the others find it stopped, change nothing and roll their event back.
         let changed = sqlx::query(
