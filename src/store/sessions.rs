@@ -219,6 +219,16 @@ pub async fn occupancy(db: &Db, lot_id: Uuid) -> StoreResult<(i64, i64, i64)> {
     .await?))
 }
 
+/// Whether a session is active on the space right now.
+pub async fn space_occupied(db: &Db, space_id: Uuid) -> StoreResult<bool> {
+    let sql = "select count(*) from session where space_id = $1 and status = 'active'";
+    let count: i64 = on_db!(db, pool => sqlx::query_scalar::<_, i64>(sql)
+        .bind(space_id)
+        .fetch_one(pool)
+        .await?);
+    Ok(count > 0)
+}
+
 /// What the stop writes: the end, the fee and the settlement.
 #[derive(Debug, Clone)]
 pub struct Stop {

@@ -19,7 +19,7 @@ use crate::AppState;
 use crate::domain::space::SpaceStatus;
 use crate::domain::tariff::Tariff;
 use crate::domain::timezone::TimeZone;
-use crate::store::{StoreResult, lots, on_db, spaces, tariffs};
+use crate::store::{lots, sessions, spaces, tariffs};
 
 pub mod i18n;
 pub mod tariff_words;
@@ -300,7 +300,7 @@ async fn scan(state: &AppState, token: &str) -> anyhow::Result<Scanned> {
         };
     let availability = if space.status() != SpaceStatus::Active {
         Availability::OutOfService
-    } else if space_occupied(&state.db, space.space_id).await? {
+    } else if sessions::space_occupied(&state.db, space.space_id).await? {
         Availability::Occupied
     } else {
         Availability::Free
@@ -337,15 +337,4 @@ async fn scan(state: &AppState, token: &str) -> anyhow::Result<Scanned> {
         login_url: city_login_url(state),
         client_id: state.config.city_audience.clone(),
     })))
-}
-
-/// Whether a session is active on the space right now.
-// The lead may move this into store/sessions.rs; it is read-only and backend-neutral.
-async fn space_occupied(db: &crate::store::Db, space_id: Uuid) -> StoreResult<bool> {
-    let sql = "select count(*) from session where space_id = $1 and status = 'active'";
-    let count: i64 = on_db!(db, pool => sqlx::query_scalar::<_, i64>(sql)
-        .bind(space_id)
-        .fetch_one(pool)
-        .await?);
-    Ok(count > 0)
 }
