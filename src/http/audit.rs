@@ -1,13 +1,11 @@
 //! What city auditors call, with a city identity token holding the `auditor` role.
 
-use std::collections::BTreeMap;
-
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
-use futures_util::{StreamExt as _, TryStreamExt};
+use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use utoipa::{IntoParams, ToSchema};
@@ -21,7 +19,7 @@ use crate::domain::currency::Currency;
 use crate::domain::money::Money;
 use crate::http::error::{ApiError, FieldError, ProblemBody};
 use crate::http::extract::{Auditor, Query};
-use crate::store::on_db;
+use crate::store::audit_summary;
 
 /// The audit routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -216,26 +214,6 @@ pub struct Summary {
     pub rows: Vec<SummaryRow>,
 }
 
-#[derive(sqlx::FromRow)]
-struct SummarySource {
-    operator_id: Uuid,
-    lot_id: Uuid,
-    timezone: String,
-    currency: String,
-    ended_at: DateTime<Utc>,
-    fee_minor: i64,
-    settlement_status: Option<String>,
-}
-
-#[derive(Default)]
-struct Totals {
-    sessions: u64,
-    fees: i64,
-    settled: i64,
-    pending: i64,
-    failed: i64,
-}
-
 /// Sessions, fees and settled, pending and failed totals per operator, lot and local day,
 /// over the same range and filters as the export (their sums match the export's).
 #[utoipa::path(
@@ -255,51 +233,21 @@ pub async fn summary(
     Query(query): Query<ExportQuery>,
 ) -> Result<axum::Json<Summary>, ApiError> {
     let (range, _) = query.range(state.clock.now())?;
-    // The export's own range, so the totals cover exactly the exported sessions.
-    let sql = format!(
-        "select s.operator_id, s.lot_id, l.timezone, s.currency, s.ended_at, s.fee_minor, \
-         st.status as settlement_status from session s \
-         join lot l on l.lot_id = s.lot_id \
-         left join settlement st on st.session_id = s.session_id \
-         where {}",
-        export::IN_RANGE
-    );
-    // Aggregated as rows arrive: memory grows with lots x days, not with sessions.
-    let mut totals: BTreeMap<(Uuid, Uuid, NaiveDate, String), Totals> = BTreeMap::new();
-    on_db!(&state.db, pool => {
-        let mut rows = sqlx::query_as::<_, SummarySource>(sqlx::AssertSqlSafe(sql.clone()))
-            .bind(range.from)
-            .bind(range.to)
-            .bind(range.operator)
-            .bind(range.lot)
-            .fetch(pool);
-        while let Some(row) = rows.try_next().await? {
-            let tz: chrono_tz::Tz = row.timezone.parse().unwrap_or(chrono_tz::UTC);
-            let day = row.ended_at.with_timezone(&tz).date_naive();
-            let entry = totals.entry((row.operator_id, row.lot_id, day, row.currency)).or_default();
-            entry.sessions += 1;
-            entry.fees += row.fee_minor;
-            match row.settlement_status.as_deref() {
-                Some("settled") => entry.settled += row.fee_minor,
-                Some("failed") => entry.failed += row.fee_minor,
-                _ => entry.pending += row.fee_minor,
-            }
-        }
-    });
+    let totals = audit_summary::per_lot_day(&state.db, &range).await?;
     let mut out = Vec::with_capacity(totals.len());
-    for ((operator_id, lot_id, day, currency), t) in totals {
-        let unit = Currency::parse(&currency).map_err(ApiError::internal)?;
+    for t in totals {
+        let unit = Currency::parse(&t.currency).map_err(ApiError::internal)?;
         let money = |minor: i64| Money::from_minor(minor, unit).to_string();
         out.push(SummaryRow {
-            operator_id,
-            lot_id,
-            day,
+            operator_id: t.operator_id,
+            lot_id: t.lot_id,
+            day: t.day,
             sessions: t.sessions,
             fees: money(t.fees),
             settled: money(t.settled),
             pending: money(t.pending),
             failed: money(t.failed),
-            currency,
+            currency: t.currency,
         });
     }
     Ok(axum::Json(Summary { rows: out }))

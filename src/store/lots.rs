@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::audit::audit;
+use super::audit;
 use super::{Db, StoreError, StoreResult, on_db};
 use crate::domain::lot::{Address, LotName, NewLot};
 
@@ -75,7 +75,7 @@ pub async fn create(
         .bind(lot.plate_required)
         .execute(&mut *tx)
         .await?;
-        audit!(tx, now, "lot.created", row.lot_id, lot_payload(&row));
+        audit::append(&mut tx, now, "lot.created", row.lot_id, lot_payload(&row)).await?;
         tx.commit().await?;
         Ok::<(), sqlx::Error>(())
     }
@@ -147,7 +147,7 @@ pub async fn update(
             .fetch_optional(&mut *tx)
             .await?;
         if let Some(lot) = &lot {
-            audit!(tx, now, "lot.updated", lot.lot_id, lot_payload(lot));
+            audit::append(&mut tx, now, "lot.updated", lot.lot_id, lot_payload(lot)).await?;
         }
         tx.commit().await?;
         Ok::<Option<Lot>, StoreError>(lot)

@@ -14,6 +14,8 @@ use sqlx::{PgPool, SqlitePool};
 use crate::config::Backend;
 
 pub mod audit;
+pub mod audit_summary;
+pub mod export;
 pub mod idempotency;
 pub mod lots;
 pub mod operators;

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::audit::audit;
+use super::audit;
 use super::{Db, StoreResult, on_db};
 
 /// An operator as stored.
@@ -60,8 +60,8 @@ pub async fn create(
             .execute(&mut *tx)
             .await
             ?;
-        audit!(
-            tx,
+        audit::append(
+            &mut tx,
             now,
             "operator.created",
             operator.operator_id,
@@ -70,7 +70,8 @@ pub async fn create(
                 "name": operator.name,
                 "key_id": key.operator_key_id,
             })
-        );
+        )
+        .await?;
         tx.commit().await?;
         Ok((operator, key))
     })
@@ -118,13 +119,14 @@ pub async fn add_key(
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        audit!(
-            tx,
+        audit::append(
+            &mut tx,
             now,
             "operator.key_issued",
             key.operator_key_id,
             serde_json::json!({"operator_id": operator_id, "key_id": key.operator_key_id})
-        );
+        )
+        .await?;
         tx.commit().await?;
         Ok::<(), sqlx::Error>(())
     }
@@ -166,13 +168,14 @@ pub async fn revoke_key(
         .fetch_optional(&mut *tx)
         .await?;
         if key.as_ref().is_some_and(|k| k.revoked_at == Some(now)) {
-            audit!(
-                tx,
+            audit::append(
+                &mut tx,
                 now,
                 "operator.key_revoked",
                 operator_key_id,
                 serde_json::json!({"operator_id": operator_id, "key_id": operator_key_id})
-            );
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(key)

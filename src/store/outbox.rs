@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::audit::audit;
+use super::audit;
 use super::sessions::Settlement;
 use super::{Db, StoreError, StoreResult, on_db};
 
@@ -93,8 +93,8 @@ pub async fn record(
                     .bind(settlement.settlement_id)
                     .execute(&mut *tx)
                     .await?;
-                audit!(
-                    tx,
+                audit::append(
+                    &mut tx,
                     now,
                     "settlement.settled",
                     settlement.settlement_id,
@@ -102,7 +102,8 @@ pub async fn record(
                         "settlement_id": settlement.settlement_id,
                         "reference": settlement.reference,
                     })
-                );
+                )
+                .await?;
             }
             Outcome::Retry { error, next_attempt_at } => {
                 sqlx::query(
@@ -158,8 +159,8 @@ pub async fn record(
                     .bind(settlement.settlement_id)
                     .execute(&mut *tx)
                     .await?;
-                audit!(
-                    tx,
+                audit::append(
+                    &mut tx,
                     now,
                     "settlement.failed",
                     settlement.settlement_id,
@@ -169,7 +170,8 @@ pub async fn record(
                         "error": error,
                         "reversed_minor": settlement.amount_minor,
                     })
-                );
+                )
+                .await?;
             }
         }
         tx.commit().await?;

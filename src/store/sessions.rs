@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::audit::audit;
+use super::audit;
 use super::{Db, StoreError, StoreResult, on_db};
 use crate::domain::session::{EndedBy, SessionStatus, SettlementStatus};
 
@@ -135,8 +135,8 @@ pub async fn start(
                 return Err(StoreError::Conflict(super::Constraint::ActiveSessionsPerDriver));
             }
         }
-        audit!(
-            tx,
+        audit::append(
+            &mut tx,
             session.started_at,
             "session.started",
             session.session_id,
@@ -153,7 +153,8 @@ pub async fn start(
                 // The chain commits to the plate without holding it (docs/enforcement.md).
                 "plate_hmac": plate_hash,
             })
-        );
+        )
+        .await?;
         sqlx::query(
             "update idempotency_key set status = 'done', response_status = $3, \
              response_body = $4 where driver = $1 and key = $2",
@@ -246,6 +247,16 @@ pub async fn occupancy(db: &Db, lot_id: Uuid) -> StoreResult<(i64, i64, i64)> {
     .await?))
 }
 
+/// Whether a session is active on the space right now.
+pub async fn space_occupied(db: &Db, space_id: Uuid) -> StoreResult<bool> {
+    let sql = "select count(*) from session where space_id = $1 and status = 'active'";
+    let count: i64 = on_db!(db, pool => sqlx::query_scalar::<_, i64>(sql)
+        .bind(space_id)
+        .fetch_one(pool)
+        .await?);
+    Ok(count > 0)
+}
+
 /// How an ender waits for a session another ender is stopping right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
@@ -297,8 +308,8 @@ pub async fn stop(db: &Db, session_id: Uuid, stop: &Stop, claim: Claim) -> Store
         }
         // The stop's place in the audit chain comes first: the session row takes it in the
         // same update that stops it (the schema refuses a stopped session without one).
-        let (audit_seq, audit_hash) = audit!(
-            tx,
+        let (audit_seq, audit_hash) = audit::append(
+            &mut tx,
             stop.ended_at,
             "session.stopped",
             session_id,
@@ -314,7 +325,8 @@ pub async fn stop(db: &Db, session_id: Uuid, stop: &Stop, claim: Claim) -> Store
                 "ended_by": stop.ended_by.as_str(),
                 "reason": stop.reason,
             })
-        );
+        )
+        .await?;
         // The conditional update is the lock: of concurrent stops exactly one changes the
         // row; the others find it stopped, change nothing and roll their event back.
         let changed = sqlx::query(

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::audit::audit;
+use super::audit;
 use super::{Db, StoreResult, on_db};
 
 /// A stored signing key.
@@ -72,13 +72,14 @@ pub async fn add(
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        audit!(
-            tx,
+        audit::append(
+            &mut tx,
             now,
             "signing_key.created",
-            kid,
+            &kid,
             serde_json::json!({"kid": kid, "public_key": crate::domain::audit::hex(&public)})
-        );
+        )
+        .await?;
         tx.commit().await?;
         Ok::<(), sqlx::Error>(())
     }
@@ -100,7 +101,8 @@ pub async fn retire(db: &Db, kid: &str, now: DateTime<Utc>) -> StoreResult<Optio
         .await?
         .rows_affected();
         if changed == 1 {
-            audit!(tx, now, "signing_key.retired", kid, serde_json::json!({"kid": kid}));
+            let payload = serde_json::json!({"kid": kid});
+            audit::append(&mut tx, now, "signing_key.retired", kid, payload).await?;
         }
         tx.commit().await?;
         Ok::<u64, sqlx::Error>(changed)

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::audit::audit;
+use super::audit;
 use super::space_qr::{self, NewSpaceQr};
 use super::{Constraint, Db, StoreError, StoreResult, on_db};
 use crate::domain::space::{SpaceCode, SpaceStatus};
@@ -93,8 +93,8 @@ pub async fn create_many(
                 .execute(&mut *tx)
                 .await
                 ?;
-            audit!(
-                tx,
+            audit::append(
+                &mut tx,
                 now,
                 "space.created",
                 space.space_id,
@@ -105,7 +105,8 @@ pub async fn create_many(
                     "qr_version": space.qr_version,
                     "kid": n.qr.kid,
                 })
-            );
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok::<(), StoreError>(())
@@ -171,13 +172,14 @@ pub async fn set_status(
         .await?
         .rows_affected();
         if changed == 1 {
-            audit!(
-                tx,
+            audit::append(
+                &mut tx,
                 now,
                 "space.status_changed",
                 space_id,
                 serde_json::json!({"space_id": space_id, "status": status.as_str()})
-            );
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok::<u64, sqlx::Error>(changed)
@@ -244,13 +246,14 @@ pub async fn rotate_code(
             .execute(&mut *tx)
             .await
             ?;
-        audit!(
-            tx,
+        audit::append(
+            &mut tx,
             now,
             "space.code_rotated",
             space_id,
             serde_json::json!({"space_id": space_id, "qr_version": version, "kid": qr.kid})
-        );
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(qr))
     }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::audit::audit;
+use super::audit;
 use super::{Constraint, Db, StoreError, StoreResult, on_db};
 
 /// One stored tariff version.
@@ -64,8 +64,8 @@ pub async fn publish(
             .bind(row.created_at)
             .execute(&mut *tx)
             .await?;
-            audit!(
-                tx,
+            audit::append(
+                &mut tx,
                 now,
                 "tariff.published",
                 row.tariff_id,
@@ -77,7 +77,8 @@ pub async fn publish(
                     "document": serde_json::from_str::<serde_json::Value>(&row.document)
                         .unwrap_or(serde_json::Value::Null),
                 })
-            );
+            )
+            .await?;
             tx.commit().await?;
             Ok::<(), StoreError>(())
         }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::audit::audit;
+use super::audit;
 use super::sessions::Session;
 use super::{Db, StoreError, StoreResult, on_db};
 
@@ -152,8 +152,8 @@ const VIOLATION_COLUMNS: &str = "violation_id, space_id, lot_id, operator_id, pl
 pub async fn record_violation(db: &Db, v: &Violation, plate_hmac: &str) -> StoreResult<()> {
     on_db!(db, pool => async {
         let mut tx = pool.begin().await?;
-        let (seq, _) = audit!(
-            tx,
+        let (seq, _) = audit::append(
+            &mut tx,
             v.observed_at,
             "violation.recorded",
             v.violation_id,
@@ -167,7 +167,8 @@ pub async fn record_violation(db: &Db, v: &Violation, plate_hmac: &str) -> Store
                 "status_at_observation": v.status_at_observation,
                 "session_id": v.session_id,
             })
-        );
+        )
+        .await?;
         let sql = format!(
             "insert into violation ({VIOLATION_COLUMNS}, audit_seq) \
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"

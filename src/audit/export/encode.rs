@@ -7,7 +7,6 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::ops::Range;
 
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{COLUMNS, Format};
@@ -16,27 +15,7 @@ use crate::domain::audit::{
 };
 use crate::domain::currency::Currency;
 use crate::domain::money::Money;
-
-/// A stopped session as the database holds it, borrowed from the row or page it came in.
-#[derive(Debug)]
-pub(super) struct Stored<'a> {
-    pub session_id: Uuid,
-    pub operator_id: Uuid,
-    pub lot_id: Uuid,
-    pub space_code: &'a str,
-    pub driver: &'a str,
-    pub started_at: DateTime<Utc>,
-    pub ended_at: Option<DateTime<Utc>>,
-    pub currency: &'a str,
-    pub fee_minor: Option<i64>,
-    pub tariff_version: i64,
-    /// The fee breakdown as stored (JSON).
-    pub fee: Option<&'a str>,
-    pub settlement_status: Option<&'a str>,
-    pub settlement_reference: Option<&'a str>,
-    pub audit_seq: i64,
-    pub audit_hash: Option<[u8; 32]>,
-}
+use crate::store::export::Stored;
 
 /// A record's keys in sorted order: the order of its canonical form.
 const KEYS: [&str; 15] = [
@@ -324,6 +303,7 @@ impl Encoder {
 
 #[cfg(test)]
 mod tests {
+    use chrono::DateTime;
     use proptest::prelude::*;
     use serde_json::{Map, Value, json};
 

@@ -3,19 +3,17 @@
 //! (`hash = SHA-256(prev_hash || canonical JSON of the record)`), then a checkpoint with the
 //! count and the head, signed with qrpark's Ed25519 key (published in the JWKS).
 
-use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
 use crate::domain::audit::{GENESIS, canonical_json, hex, instant};
 use crate::domain::qr_token::QrSigningKey;
-use crate::store::{Db, on_db};
+use crate::store::Db;
+use crate::store::export::{Records, Stored};
 
 mod encode;
-mod read;
 
-pub use read::IN_RANGE;
+pub use crate::store::export::{Range, count};
 
 use encode::Encoder;
 
@@ -45,15 +43,6 @@ impl Format {
     }
 }
 
-/// Which sessions to export: stopped, with `ended_at` in `[from, to)`.
-#[derive(Debug, Clone)]
-pub struct Range {
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
-    pub operator: Option<Uuid>,
-    pub lot: Option<Uuid>,
-}
-
 /// The columns of a record, in CSV order.
 pub const COLUMNS: &[&str] = &[
     "session_id",
@@ -73,18 +62,6 @@ pub const COLUMNS: &[&str] = &[
     "prev_hash",
     "hash",
 ];
-
-/// How many records a range holds (for progress).
-pub async fn count(db: &Db, range: &Range) -> anyhow::Result<i64> {
-    let (_, _, count): (Option<i64>, Option<i64>, i64) = on_db!(db, pool => sqlx::query_as(sqlx::AssertSqlSafe(read::bounds_sql(db.backend())))
-            .bind(range.from)
-            .bind(range.to)
-            .bind(range.operator)
-            .bind(range.lot)
-            .fetch_one(pool)
-            .await)?;
-    Ok(count)
-}
 
 /// What a record's chain hash covers: every field of the record except the chain's own.
 pub fn record_canonical(record: &Value, format: Format) -> String {
@@ -158,7 +135,7 @@ pub async fn produce(
     if let Some(header) = output.encoder.header() {
         output.buffer.push_str(&header);
     }
-    read::for_each(db, range, &mut output).await?;
+    crate::store::export::for_each(db, range, &mut output).await?;
     let (count, head) = output.encoder.head();
     if format == Format::Jsonl {
         output.buffer.push_str(&canonical_json(&checkpoint(
@@ -180,8 +157,8 @@ struct Output<'s> {
     sink: &'s mpsc::Sender<Chunk>,
 }
 
-impl Output<'_> {
-    async fn take(&mut self, records: &[encode::Stored<'_>]) -> anyhow::Result<()> {
+impl Records for Output<'_> {
+    async fn take(&mut self, records: &[Stored<'_>]) -> anyhow::Result<()> {
         for record in records {
             self.encoder.line(record, &mut self.buffer)?;
             if self.buffer.len() >= CHUNK {
@@ -190,7 +167,9 @@ impl Output<'_> {
         }
         Ok(())
     }
+}
 
+impl Output<'_> {
     /// Sends what the buffer holds, if anything.
     async fn send(&mut self) -> anyhow::Result<()> {
         if self.buffer.is_empty() {

@@ -20,7 +20,7 @@ use crate::domain::space::SpaceStatus;
 use crate::domain::tariff::Tariff;
 use crate::domain::timezone::TimeZone;
 use crate::qr::resolve::{Genuine, Refusal, resolve};
-use crate::store::{StoreResult, on_db, tariffs};
+use crate::store::{sessions, tariffs};
 
 pub mod i18n;
 pub mod receipt;
@@ -290,7 +290,7 @@ async fn scan(state: &AppState, token: &str) -> anyhow::Result<Result<Box<PageDa
         };
     let availability = if space.status != SpaceStatus::Active {
         Availability::OutOfService
-    } else if space_occupied(&state.db, space.space_id).await? {
+    } else if sessions::space_occupied(&state.db, space.space_id).await? {
         Availability::Occupied
     } else {
         Availability::Free
@@ -324,15 +324,4 @@ async fn scan(state: &AppState, token: &str) -> anyhow::Result<Result<Box<PageDa
         login_url: city_login_url(state),
         client_id: state.config.city_audience.clone(),
     })))
-}
-
-/// Whether a session is active on the space right now.
-// The lead may move this into store/sessions.rs; it is read-only and backend-neutral.
-async fn space_occupied(db: &crate::store::Db, space_id: Uuid) -> StoreResult<bool> {
-    let sql = "select count(*) from session where space_id = $1 and status = 'active'";
-    let count: i64 = on_db!(db, pool => sqlx::query_scalar::<_, i64>(sql)
-        .bind(space_id)
-        .fetch_one(pool)
-        .await?);
-    Ok(count > 0)
 }

@@ -1,191 +1,28 @@
-//! Reading a range's stopped sessions in chain order, as fast as each backend allows.
-//!
-//! - SQLite: sqlx hands every row from its worker thread to the caller and copies each
-//!   value on the way, which costs more than reading the row. So the export opens its own
-//!   read-only connection to the database file (rusqlite, on a blocking thread), walks the
-//!   range in one statement of one read transaction (one snapshot), and sends the typed
-//!   records on in batches of [`PAGE`] while the previous batch is encoded. The pool's
-//!   connections stay free for parking traffic however long the export runs.
-//! - PostgreSQL streams typed rows through a cursor (one snapshot), [`PAGE`] at a time,
-//!   the next batch read while this one is encoded; the server works on its own core.
+//! The export's SQLite read: a read-only rusqlite connection of its own, one statement in
+//! one read transaction on a blocking thread, typed records handed on in batches (why: the
+//! parent module's documentation).
 
 use std::path::Path;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::OpenFlags;
 use rusqlite::types::ValueRef;
-use sqlx::Row as _;
-use sqlx::postgres::PgRow;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::encode::Stored;
-use super::{Output, Range};
+use super::sqlite_values::{self, bind_id, bind_instant};
+use super::{PAGE, Range, Records, Stored, bounds_sql, records_sql, required};
 use crate::config::Backend;
 
-/// The stopped sessions of a range (`$1`..`$4`: from, to, operator, lot), for a query on
-/// `session s`: the export's and the reconciliation summary's.
-pub const IN_RANGE: &str = "s.status = 'stopped' and s.ended_at >= $1 and s.ended_at < $2 \
-    and ($3 is null or s.operator_id = $3) and ($4 is null or s.lot_id = $4)";
-
-/// The first and last chain position of a range's records, and their number.
-/// On SQLite the range's index is named: without statistics the planner may walk the
-/// whole table instead.
-pub(super) fn bounds_sql(backend: Backend) -> String {
-    let from = match backend {
-        Backend::Sqlite => "session s indexed by session_stopped_ended_idx",
-        Backend::Postgres => "session s",
-    };
-    format!("select min(s.audit_seq), max(s.audit_seq), count(*) from {from} where {IN_RANGE}")
-}
-
-/// Records per SQLite and per PostgreSQL batch.
-const PAGE: usize = 1000;
-
-/// The columns of a record, in [`Stored`]'s order.
-const COLUMNS: &str = "s.session_id, s.operator_id, s.lot_id, sp.code, s.driver, \
-    s.started_at, s.ended_at, s.currency, s.fee_minor, s.tariff_version, s.fee_lines, \
-    st.status, st.reference, s.audit_seq, s.audit_hash";
-
-/// The range's records in chain order, from the first chain position `$5` to the last
-/// `$6` (found with [`bounds_sql`] in the same snapshot, so a narrow range in a long chain
-/// walks only its own stretch). The plans are spelled out where the backend allows:
-/// - SQLite: sessions in the chain's order as the outer loop (`indexed by`; `cross join`
-///   keeps it outside), each settlement through the covering index on its session.
-/// - PostgreSQL: settlements in the same order as sessions, through the covering index on
-///   the session's chain place each settlement carries, so the two are merge-joined side
-///   by side rather than looked up one by one (migration 0007).
-fn records_sql(backend: Backend) -> String {
-    let (session, space, settlement) = match backend {
-        Backend::Sqlite => (
-            "session s indexed by session_audit_seq_key",
-            "cross join space sp",
-            "left join settlement st indexed by settlement_session_export_idx \
-             on st.session_id = s.session_id",
-        ),
-        Backend::Postgres => (
-            "session s",
-            "join space sp",
-            "left join settlement st on st.session_audit_seq = s.audit_seq \
-             and st.session_audit_seq between $5 and $6",
-        ),
-    };
-    format!(
-        "select {COLUMNS} from {session} {space} on sp.space_id = s.space_id {settlement} \
-         where {IN_RANGE} and s.audit_seq between $5 and $6 order by s.audit_seq"
-    )
-}
-
-fn required<T>(value: Option<T>, name: &str) -> anyhow::Result<T> {
-    value.ok_or_else(|| anyhow::anyhow!("a stopped session has no {name}"))
-}
-
-/// An instant as SQLite holds it (RFC 3339).
-fn instant(text: &str) -> anyhow::Result<DateTime<Utc>> {
-    Ok(DateTime::parse_from_rfc3339(text)?.with_timezone(&Utc))
-}
-
-fn postgres_record(row: &PgRow) -> anyhow::Result<Stored<'_>> {
-    let audit_hash: Option<&[u8]> = row.try_get(14)?;
-    Ok(Stored {
-        session_id: row.try_get(0)?,
-        operator_id: row.try_get(1)?,
-        lot_id: row.try_get(2)?,
-        space_code: row.try_get(3)?,
-        driver: row.try_get(4)?,
-        started_at: row.try_get(5)?,
-        ended_at: row.try_get(6)?,
-        currency: row.try_get(7)?,
-        fee_minor: row.try_get(8)?,
-        tariff_version: i64::from(row.try_get::<i32, _>(9)?),
-        fee: row.try_get(10)?,
-        settlement_status: row.try_get(11)?,
-        settlement_reference: row.try_get(12)?,
-        audit_seq: row.try_get(13)?,
-        audit_hash: audit_hash.map(<[u8; 32]>::try_from).transpose()?,
-    })
-}
-
-/// Hands every record of the range to `output`, in chain order, from one snapshot.
+/// Hands every record of the range to `records`, [`PAGE`] at a time.
 pub(super) async fn for_each(
-    db: &crate::store::Db,
-    range: &Range,
-    output: &mut Output<'_>,
-) -> anyhow::Result<()> {
-    match db {
-        crate::store::Db::Sqlite(pool) => sqlite_rows(pool, range, output).await,
-        crate::store::Db::Postgres(pool) => postgres_rows(pool, range, output).await,
-    }
-}
-
-async fn postgres_rows(
-    pool: &sqlx::PgPool,
-    range: &Range,
-    output: &mut Output<'_>,
-) -> anyhow::Result<()> {
-    // One snapshot for the bounds and the records.
-    let mut tx = pool
-        .begin_with("begin isolation level repeatable read, read only")
-        .await?;
-    // Compiling the plan costs more than a streamed walk gains from it.
-    sqlx::query("set local jit = off").execute(&mut *tx).await?;
-    let (first, last, _): (Option<i64>, Option<i64>, i64) =
-        sqlx::query_as(sqlx::AssertSqlSafe(bounds_sql(Backend::Postgres)))
-            .bind(range.from)
-            .bind(range.to)
-            .bind(range.operator)
-            .bind(range.lot)
-            .fetch_one(&mut *tx)
-            .await?;
-    let (Some(first), Some(last)) = (first, last) else {
-        return Ok(());
-    };
-    // A cursor: PostgreSQL plans it to start streaming at once (walking the chain's index)
-    // rather than to sort the whole range first, and its batches let the server read the
-    // next one while this process encodes.
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "declare export no scroll cursor for {}",
-        records_sql(Backend::Postgres)
-    )))
-    .bind(range.from)
-    .bind(range.to)
-    .bind(range.operator)
-    .bind(range.lot)
-    .bind(first)
-    .bind(last)
-    .execute(&mut *tx)
-    .await?;
-    let fetch = format!("fetch forward {PAGE} from export");
-    let mut rows = sqlx::query(sqlx::AssertSqlSafe(fetch.clone()))
-        .fetch_all(&mut *tx)
-        .await?;
-    while !rows.is_empty() {
-        let encode = async {
-            let records = rows
-                .iter()
-                .map(postgres_record)
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            output.take(&records).await
-        };
-        let (next, encoded) = tokio::join!(
-            sqlx::query(sqlx::AssertSqlSafe(fetch.clone())).fetch_all(&mut *tx),
-            encode
-        );
-        encoded?;
-        rows = next?;
-    }
-    tx.rollback().await?;
-    Ok(())
-}
-
-async fn sqlite_rows(
     pool: &sqlx::SqlitePool,
     range: &Range,
-    output: &mut Output<'_>,
+    records: &mut impl Records,
 ) -> anyhow::Result<()> {
     let path = pool.connect_options().get_filename().to_owned();
-    let connection = tokio::task::spawn_blocking(move || sqlite_open(&path)).await??;
+    let connection = tokio::task::spawn_blocking(move || open(&path)).await??;
     // However this function ends (an encoding error, the client gone, the whole export
     // dropped), the read stops at once, not at its next batch: a narrow filter may walk
     // a long stretch of the chain between two batches.
@@ -193,11 +30,11 @@ async fn sqlite_rows(
     let (sender, mut batches) = mpsc::channel(2);
     let reader = {
         let range = range.clone();
-        tokio::task::spawn_blocking(move || sqlite_read(&connection, &range, &sender))
+        tokio::task::spawn_blocking(move || read(&connection, &range, &sender))
     };
     // A batch is encoded while the reader reads the next.
     while let Some(batch) = batches.recv().await {
-        output.take(&batch.stored()).await?;
+        records.take(&batch.stored()).await?;
     }
     // The reader closed the channel: at the end of the range, or on an error, which must
     // not pass for a shorter export.
@@ -214,7 +51,7 @@ impl Drop for Interrupt {
 }
 
 /// The export's own connection to the database file: read-only, outside the pool.
-fn sqlite_open(path: &Path) -> anyhow::Result<rusqlite::Connection> {
+fn open(path: &Path) -> anyhow::Result<rusqlite::Connection> {
     let connection = rusqlite::Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -225,7 +62,7 @@ fn sqlite_open(path: &Path) -> anyhow::Result<rusqlite::Connection> {
 
 /// Reads the range (a blocking thread's work), sending the records on in batches; stops
 /// early, without error, once nobody receives them.
-fn sqlite_read(
+fn read(
     connection: &rusqlite::Connection,
     range: &Range,
     batches: &mpsc::Sender<Batch>,
@@ -234,12 +71,11 @@ fn sqlite_read(
     // only read, and rolled back when dropped.
     let snapshot = connection.unchecked_transaction()?;
     // Bound as sqlx binds them for the rest of qrpark, so the range means the same here.
-    let bound = |at: DateTime<Utc>| at.to_rfc3339_opts(SecondsFormat::AutoSi, false);
     let filter = (
-        bound(range.from),
-        bound(range.to),
-        range.operator.as_ref().map(Uuid::as_bytes),
-        range.lot.as_ref().map(Uuid::as_bytes),
+        bind_instant(range.from),
+        bind_instant(range.to),
+        range.operator.as_ref().map(bind_id),
+        range.lot.as_ref().map(bind_id),
     );
     let (first, last): (Option<i64>, Option<i64>) =
         snapshot.query_row(&bounds_sql(Backend::Sqlite), filter.clone(), |row| {
@@ -304,7 +140,8 @@ impl Batch {
         )
     }
 
-    /// Reads a row of [`COLUMNS`]. A null where the schema allows none is an error.
+    /// Reads a row of the record's columns. A null where the schema allows none is an
+    /// error.
     fn push(&mut self, row: &rusqlite::Row<'_>) -> anyhow::Result<()> {
         let texts = &mut self.texts;
         let mut text = |column: usize| -> anyhow::Result<Option<TextRange>> {
@@ -322,10 +159,8 @@ impl Batch {
         let fee = required(text(10)?, "breakdown")?;
         let settlement_status = text(11)?;
         let settlement_reference = text(12)?;
-        let id = |column: usize| -> anyhow::Result<Uuid> {
-            Ok(Uuid::from_slice(row.get_ref(column)?.as_blob()?)?)
-        };
-        let at = |column: usize| instant(row.get_ref(column)?.as_str()?);
+        let id = |column: usize| sqlite_values::id(row.get_ref(column)?.as_blob()?);
+        let at = |column: usize| sqlite_values::instant(row.get_ref(column)?.as_str()?);
         self.records.push(Read {
             session_id: id(0)?,
             operator_id: id(1)?,
@@ -371,12 +206,11 @@ impl Batch {
             .collect()
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Reads one row shaped like [`COLUMNS`] into `batch`, from values bound as qrpark
+    /// Reads one row shaped like the record's columns into `batch`, from values bound as qrpark
     /// stores them.
     fn push(
         batch: &mut Batch,
