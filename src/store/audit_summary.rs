@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::export::{IN_RANGE, Range};
 use super::{Db, StoreResult, on_db};
+use crate::domain::session::SettlementStatus;
 
 /// The totals of one operator's lot on one local day, in one currency (minor units).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +34,7 @@ struct Source {
     currency: String,
     ended_at: DateTime<Utc>,
     fee_minor: i64,
-    settlement_status: Option<String>,
+    settlement_status: Option<SettlementStatus>,
 }
 
 /// Sessions, fees and settled, pending and failed totals per operator, lot, local day and
@@ -73,10 +74,10 @@ pub async fn per_lot_day(db: &Db, range: &Range) -> StoreResult<Vec<DayTotals>> 
                 });
             entry.sessions += 1;
             entry.fees += row.fee_minor;
-            match row.settlement_status.as_deref() {
-                Some("settled") => entry.settled += row.fee_minor,
-                Some("failed") => entry.failed += row.fee_minor,
-                _ => entry.pending += row.fee_minor,
+            match row.settlement_status {
+                Some(SettlementStatus::Settled) => entry.settled += row.fee_minor,
+                Some(SettlementStatus::Failed) => entry.failed += row.fee_minor,
+                Some(SettlementStatus::Pending) | None => entry.pending += row.fee_minor,
             }
         }
     });

@@ -22,10 +22,39 @@ pub enum Begin {
     InFlight,
 }
 
+/// Where a claimed key is: its request still running, or answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    InFlight,
+    Done,
+}
+
+impl KeyState {
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::InFlight => "in_flight",
+            Self::Done => "done",
+        }
+    }
+}
+
+impl std::str::FromStr for KeyState {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "in_flight" => Ok(Self::InFlight),
+            "done" => Ok(Self::Done),
+            other => Err(format!("unknown idempotency key state `{other}`")),
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct Row {
     request_hash: Vec<u8>,
-    status: String,
+    status: KeyState,
     response_status: Option<i32>,
     response_body: Option<String>,
     created_at: DateTime<Utc>,
@@ -67,7 +96,7 @@ pub async fn begin(
         .await)?;
         let Some(row) = row else { continue };
         let stale = row.expires_at <= now
-            || (row.status == "in_flight" && now - row.created_at > ABANDONED_AFTER);
+            || (row.status == KeyState::InFlight && now - row.created_at > ABANDONED_AFTER);
         if stale {
             // Only the caller that deletes the row it saw may retry the insert.
             on_db!(db, pool => sqlx::query(
@@ -84,15 +113,13 @@ pub async fn begin(
         if row.request_hash != request_hash[..] {
             return Ok(Begin::Mismatch);
         }
-        return Ok(
-            match (row.status.as_str(), row.response_status, row.response_body) {
-                ("done", Some(status), Some(body)) => Begin::Replay {
-                    status: u16::try_from(status).unwrap_or(500),
-                    body,
-                },
-                _ => Begin::InFlight,
+        return Ok(match (row.status, row.response_status, row.response_body) {
+            (KeyState::Done, Some(status), Some(body)) => Begin::Replay {
+                status: u16::try_from(status).unwrap_or(500),
+                body,
             },
-        );
+            _ => Begin::InFlight,
+        });
     }
     Ok(Begin::InFlight)
 }

@@ -7,6 +7,7 @@ use sqlx::{Database, Decode, Encode, Type};
 
 use crate::domain::session::{EndedBy, SessionStatus, SettlementStatus};
 use crate::domain::space::SpaceStatus;
+use crate::store::idempotency::KeyState;
 
 macro_rules! stored_as_text {
     ($($state:ty),+) => {$(
@@ -46,4 +47,10 @@ macro_rules! stored_as_text {
     )+};
 }
 
-stored_as_text!(EndedBy, SessionStatus, SettlementStatus, SpaceStatus);
+stored_as_text!(
+    EndedBy,
+    KeyState,
+    SessionStatus,
+    SettlementStatus,
+    SpaceStatus
+);
