@@ -1,7 +1,10 @@
 //! The phone page in a real browser: headless Debian Chromium through `chromedriver`, at a
-//! phone's viewport, walks scan -> sign in (demo identity provider) -> start -> fee so far
-//! -> stop -> receipt, then the forged-code warning, the Chinese page and an expired
-//! sign-in. Screenshots land in `target/screenshots/` for people to look at.
+//! phone's viewport, walks scan -> sign in (demo identity provider) -> plate -> start -> fee
+//! so far and the proof of parking's QR code -> stop -> receipt, then the forged-code
+//! warning, the Chinese page and an expired sign-in. Then a warden signs in on `/warden`,
+//! sees the lot's spaces, finds a plate, records a violation, checks the driver's proof
+//! with the browser offline (and refuses a forged one), and opens a space's code. Screenshots
+//! land in `target/screenshots/` for people to look at.
 //!
 //! Without `chromedriver` on the PATH the test says so loudly and passes, unless
 //! `QRPARK_REQUIRE_BROWSER` is set (as CI should), when it fails.
@@ -12,6 +15,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use qrpark::config::Config;
 use qrpark::identity::operator_key;
@@ -91,7 +97,8 @@ fn spec_tariff() -> Value {
 }
 
 /// qrpark as `qrpark demo` runs it (demo identity provider on), on 127.0.0.1:0, with one
-/// lot and two spaces; returns the base URL and the spaces' QR tokens.
+/// lot that requires plates (as the demo lot does) and two spaces; returns the base URL and
+/// the spaces' QR tokens.
 async fn start_app(dir: &TempDir) -> (String, Vec<(String, String)>, String) {
     let url = format!("sqlite://{}", dir.0.join("qrpark.db").display());
     let db = Db::connect(&url, 4).await.expect("open SQLite");
@@ -134,7 +141,7 @@ async fn start_app(dir: &TempDir) -> (String, Vec<(String, String)>, String) {
         reqwest::Method::POST,
         "/v1/operator/lots",
         json!({"name": "Jing'an Temple", "timezone": "Asia/Shanghai", "currency": "CNY",
-               "address": "1686 Nanjing West Road"}),
+               "address": "1686 Nanjing West Road", "plate_required": true}),
     )
     .await
     .expect("create lot")
@@ -273,13 +280,14 @@ async fn a_driver_parks_and_pays_from_the_phone_page() {
     let (base, spaces, _operator_key) = start_app(&data).await;
     let driver = start_driver(&chromedriver);
     let client = connect(&driver, &profile).await;
-    let result = walk(&client, &base, &spaces).await;
+    let proof = walk(&client, &base, &spaces).await;
+    warden(&client, &base, &spaces, &proof).await;
     client.close().await.expect("close the browser");
     drop(driver);
-    result
 }
 
-async fn walk(client: &Client, base: &str, spaces: &[(String, String)]) {
+/// Walks the driver's page; returns the proof of parking the page showed.
+async fn walk(client: &Client, base: &str, spaces: &[(String, String)]) -> String {
     let (code, token) = &spaces[0];
 
     // Scan: the page of a genuine code.
@@ -344,9 +352,71 @@ async fn walk(client: &Client, base: &str, spaces: &[(String, String)]) {
     );
     screenshot(client, "02-signed-in.png").await;
 
-    // Start, and see the fee so far.
+    // The lot requires a plate: a start without one is refused on the page, in plain words.
+    click(client, "start-btn").await;
+    wait_for(
+        client,
+        "document.getElementById('alert').textContent.indexOf('Enter your vehicle') === 0",
+    )
+    .await;
+    assert!(
+        client
+            .execute("return document.getElementById('live').hidden", vec![])
+            .await
+            .unwrap()
+            == Value::Bool(true)
+    );
+    // The province row (closed in English) gives the first character; the rest is typed as
+    // people type it, and normalised.
+    client
+        .find(Locator::Css("#provinces summary"))
+        .await
+        .expect("province row")
+        .click()
+        .await
+        .expect("open the province row");
+    client
+        .find(Locator::Css(r#"#provinces button[data-p="沪"]"#))
+        .await
+        .expect("沪")
+        .click()
+        .await
+        .expect("pick 沪");
+    client
+        .find(Locator::Id("plate"))
+        .await
+        .expect("plate field")
+        .send_keys("a·123 45")
+        .await
+        .expect("type the plate");
+    assert_eq!(
+        client
+            .execute("return document.getElementById('plate').value", vec![])
+            .await
+            .unwrap(),
+        "沪a·123 45"
+    );
+    // A planned stop, two hours ahead on the lot's clock.
+    let planned = (chrono::Utc::now() + chrono::TimeDelta::hours(2))
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8"))
+        .format("%H:%M")
+        .to_string();
+    set_value(client, "stop-at", &planned).await;
+    screenshot(client, "02b-plate.png").await;
+
+    // Start, and see the fee so far, the plate and the proof of parking.
     click(client, "start-btn").await;
     wait_for(client, "!document.getElementById('live').hidden").await;
+    assert_eq!(text(client, "live-plate").await, "沪A12345");
+    assert_eq!(text(client, "stops-at").await, planned, "the planned stop");
+    assert_eq!(
+        client
+            .execute("return localStorage.getItem('qrpark.plate')", vec![])
+            .await
+            .unwrap(),
+        "沪A12345",
+        "the plate is remembered on the device"
+    );
     wait_for(
         client,
         "document.getElementById('fee').textContent.indexOf('¥') === 0",
@@ -363,11 +433,42 @@ async fn walk(client: &Client, base: &str, spaces: &[(String, String)]) {
         "/^0:00:0[1-9]/.test(document.getElementById('elapsed').textContent)",
     )
     .await;
+    // The proof: a QR code drawn from the server's SVG, its text, and its expiry.
+    wait_for(
+        client,
+        "(function(i){return !i.hidden && i.complete && i.naturalWidth > 0 &&          i.src.indexOf('data:image/svg+xml;base64,') === 0})(document.getElementById('proof-img'))",
+    )
+    .await;
+    assert!(
+        text(client, "proof-valid")
+            .await
+            .starts_with("Valid until ")
+    );
+    let proof = client
+        .execute(
+            "return document.getElementById('proof-token').value",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .expect("the proof's text")
+        .to_owned();
+    assert_eq!(proof.split('.').count(), 3, "a compact JWS: {proof}");
+    client
+        .execute("document.getElementById('proof').scrollIntoView()", vec![])
+        .await
+        .expect("scroll to the proof");
     screenshot(client, "03-parking.png").await;
 
-    // A reload keeps the session (it is in sessionStorage).
+    // A reload keeps the session (it is in sessionStorage) and shows a proof again.
     client.refresh().await.expect("reload");
     wait_for(client, "!document.getElementById('live').hidden").await;
+    wait_for(
+        client,
+        "document.getElementById('proof-token').value.length > 0",
+    )
+    .await;
 
     // Stop: the receipt with its breakdown and settlement.
     click(client, "stop-btn").await;
@@ -379,6 +480,16 @@ async fn walk(client: &Client, base: &str, spaces: &[(String, String)]) {
         "the breakdown names the grace"
     );
     assert!(text(client, "receipt-settlement").await.contains("Paid"));
+    assert_eq!(text(client, "receipt-plate").await, "沪A12345");
+    assert_eq!(text(client, "receipt-ended-by").await, "Stopped by you.");
+    assert!(
+        client
+            .execute("return document.getElementById('proof').hidden", vec![])
+            .await
+            .unwrap()
+            == Value::Bool(true),
+        "no proof once stopped"
+    );
     screenshot(client, "04-receipt.png").await;
 
     // An expired sign-in is said in plain words.
@@ -424,4 +535,262 @@ async fn walk(client: &Client, base: &str, spaces: &[(String, String)]) {
         "{warning}"
     );
     screenshot(client, "07-forged.png").await;
+    proof
+}
+
+/// Chromium's own network emulation (a chromedriver extension): with `offline` every request
+/// of the page fails as on a phone without a signal.
+#[derive(Debug)]
+struct NetworkConditions {
+    offline: bool,
+}
+
+impl WebDriverCompatibleCommand for NetworkConditions {
+    fn endpoint(
+        &self,
+        base_url: &reqwest::Url,
+        session_id: Option<&str>,
+    ) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
+        base_url.join(&format!(
+            "session/{}/chromium/network_conditions",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _url: &reqwest::Url) -> (axum::http::Method, Option<String>) {
+        let body = json!({"network_conditions": {
+            "offline": self.offline, "latency": 0,
+            "download_throughput": -1, "upload_throughput": -1,
+        }});
+        (axum::http::Method::POST, Some(body.to_string()))
+    }
+}
+
+async fn set_offline(client: &Client, offline: bool) {
+    client
+        .issue_cmd(NetworkConditions { offline })
+        .await
+        .expect("set Chromium's network conditions");
+    let reach = client
+        .execute_async(
+            "var done = arguments[0]; fetch('/healthz', {cache: 'no-store'})             .then(function () { done('online'); }, function () { done('offline'); });",
+            vec![],
+        )
+        .await
+        .expect("probe the network");
+    assert_eq!(reach, if offline { "offline" } else { "online" });
+}
+
+/// Starts a session as a driver of its own through the API: the paid space the warden sees.
+async fn park_through_the_api(base: &str, qr: &str, plate: &str) {
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("{base}/v1/demo/token"))
+        .json(&json!({"subject": "driver-b"}))
+        .send()
+        .await
+        .expect("demo token")
+        .json()
+        .await
+        .expect("token");
+    let started = http
+        .post(format!("{base}/v1/sessions"))
+        .bearer_auth(token["token"].as_str().expect("token"))
+        .header("Idempotency-Key", "browser-warden-1")
+        .json(&json!({"qr": qr, "plate": plate}))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(started.status(), 201);
+}
+
+/// The same proof with another plate in its claims and the original signature.
+fn with_plate(proof: &str, plate: &str) -> String {
+    let parts: Vec<&str> = proof.split('.').collect();
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("base64url"))
+            .expect("claims");
+    claims["p"] = json!(plate);
+    let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
+    format!("{}.{claims}.{}", parts[0], parts[2])
+}
+
+async fn set_value(client: &Client, id: &str, value: &str) {
+    client
+        .execute(
+            "document.getElementById(arguments[0]).value = arguments[1];",
+            vec![json!(id), json!(value)],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("fill #{id}: {e}"));
+}
+
+async fn submit(client: &Client, form: &str) {
+    client
+        .find(Locator::Css(&format!("#{form} button[type=submit]")))
+        .await
+        .unwrap_or_else(|e| panic!("#{form}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("submit #{form}: {e}"));
+}
+
+async fn warden(client: &Client, base: &str, spaces: &[(String, String)], proof: &str) {
+    park_through_the_api(base, &spaces[1].1, "沪B54321").await;
+
+    // Sign in (demo warden), pick the lot: every space, live.
+    client
+        .goto(&format!("{base}/warden?lang=en"))
+        .await
+        .expect("open the warden page");
+    wait_for(client, "document.getElementById('w-signin-btn')").await;
+    wait_for(
+        client,
+        "document.getElementById('keys-state').textContent.indexOf('keys are saved') > 0",
+    )
+    .await;
+    click(client, "w-signin-btn").await;
+    wait_for(
+        client,
+        "document.getElementById('lot-select').options.length === 2",
+    )
+    .await;
+    client
+        .execute(
+            "var s = document.getElementById('lot-select'); s.value = s.options[1].value;              s.dispatchEvent(new Event('change'));",
+            vec![],
+        )
+        .await
+        .expect("pick the lot");
+    let row = |code: &str| format!(r#"document.querySelector('#spaces tr[data-code="{code}"]')"#);
+    wait_for(
+        client,
+        &format!("{} && {0}.className === 'paid'", row("B-08")),
+    )
+    .await;
+    let paid = client
+        .execute(&format!("return {}.textContent", row("B-08")), vec![])
+        .await
+        .unwrap();
+    let paid = paid.as_str().unwrap();
+    assert!(paid.contains("Paid") && paid.contains("沪B54321"), "{paid}");
+    assert!(paid.contains(" left (until "), "time left: {paid}");
+    let unpaid = client
+        .execute(&format!("return {}.textContent", row("B-07")), vec![])
+        .await
+        .unwrap();
+    assert!(unpaid.as_str().unwrap().contains("Not paid"), "{unpaid}");
+    wait_for(
+        client,
+        "document.documentElement.scrollWidth <= window.innerWidth",
+    )
+    .await;
+    screenshot(client, "08-warden-spaces.png").await;
+
+    // Find a plate, as typed on the street.
+    set_value(client, "search-plate", "沪b 54321").await;
+    submit(client, "search-form").await;
+    wait_for(
+        client,
+        "document.getElementById('search-out').textContent.indexOf('沪B54321: paid on B-08') === 0",
+    )
+    .await;
+
+    // A violation on the unpaid space; the paid vehicle on its own space is no violation.
+    client
+        .find(Locator::Css(
+            r#"#spaces tr[data-code="B-07"] button.ticket"#,
+        ))
+        .await
+        .expect("the unpaid space's button")
+        .click()
+        .await
+        .expect("ticket B-07");
+    set_value(client, "v-plate", "沪C99999").await;
+    set_value(client, "v-note", "no payment shown").await;
+    submit(client, "violation-form").await;
+    wait_for(
+        client,
+        "document.getElementById('v-out').textContent.indexOf('Violation recorded for 沪C99999 on B-07') === 0",
+    )
+    .await;
+    screenshot(client, "09-warden-violation.png").await;
+    client
+        .execute(
+            "var s = document.getElementById('v-space');              s.value = Array.from(s.options).filter(function (o) { return o.text === 'B-08'; })[0].value;",
+            vec![],
+        )
+        .await
+        .expect("pick B-08");
+    set_value(client, "v-plate", "沪B54321").await;
+    submit(client, "violation-form").await;
+    wait_for(
+        client,
+        "document.getElementById('v-out').textContent.indexOf('has paid for this space') > 0",
+    )
+    .await;
+
+    // Offline: the driver's proof is checked on this device alone; a forged one is refused.
+    set_offline(client, true).await;
+    set_value(client, "proof-in", proof).await;
+    submit(client, "verify-form").await;
+    wait_for(
+        client,
+        "document.getElementById('verify-verdict').textContent.indexOf('VALID: this driver has paid') === 0",
+    )
+    .await;
+    let facts = text(client, "verify-facts").await;
+    assert!(facts.contains("B-07 · Jing'an Temple"), "{facts}");
+    assert!(facts.contains("沪A12345"), "{facts}");
+    client
+        .execute(
+            "document.getElementById('w-verify').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .expect("scroll to the check");
+    screenshot(client, "10-proof-offline.png").await;
+    set_value(client, "proof-in", &with_plate(proof, "沪C99999")).await;
+    submit(client, "verify-form").await;
+    wait_for(
+        client,
+        "document.getElementById('verify-verdict').textContent.indexOf('NOT VALID: the signature does not match') === 0",
+    )
+    .await;
+    assert_eq!(
+        text(client, "verify-facts").await,
+        "",
+        "no claims of a forgery"
+    );
+    screenshot(client, "11-proof-forged.png").await;
+    set_value(client, "proof-in", "not.a-proof").await;
+    submit(client, "verify-form").await;
+    wait_for(
+        client,
+        "document.getElementById('verify-verdict').textContent.indexOf('not a qrpark proof') > 0",
+    )
+    .await;
+    set_offline(client, false).await;
+
+    // A space's code opened by a signed-in warden: the space's enforcement view.
+    client
+        .goto(&format!("{base}/q/{}?lang=en", spaces[1].1))
+        .await
+        .expect("open the paid space's code");
+    wait_for(client, "!document.getElementById('enforce').hidden").await;
+    wait_for(
+        client,
+        "document.getElementById('enforce-plate').textContent === '沪B54321'",
+    )
+    .await;
+    assert_eq!(text(client, "enforce-status").await, "Paid");
+    assert!(
+        client
+            .execute("return document.getElementById('park').hidden", vec![])
+            .await
+            .unwrap()
+            == Value::Bool(true),
+        "the driver's controls give way"
+    );
+    screenshot(client, "12-warden-scan.png").await;
 }
