@@ -355,6 +355,7 @@ async fn the_warden_page_is_html_under_the_csp_in_both_languages(app: TestApp) {
             }
         }
         assert_eq!(scripts, 1, "the warden's script: {body}");
+        eprintln!("warden page ({tag}): {} bytes", body.len());
     }
     let (_, body, _) = page(&app, "/warden?lang=zh", None).await;
     assert!(body.contains("核验停车凭证"), "{body}");
