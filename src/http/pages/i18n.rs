@@ -392,11 +392,6 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "您进行中的停车已达上限：请先结束一个。",
     ),
     (
-        "js.err_arrears",
-        "An earlier parking fee is still unpaid: please pay it first.",
-        "之前的停车费尚未支付：请先付清。",
-    ),
-    (
         "js.err_forbidden",
         "This sign-in may not do that.",
         "此登录身份无权进行此操作。",

@@ -97,7 +97,6 @@
     switch (code) {
       case "plate_required": return M.err_plate_required;
       case "too_many_active_sessions": return M.err_too_many;
-      case "arrears_outstanding": return M.err_arrears;
       case "forbidden": return M.err_forbidden;
       case "space_occupied": return M.err_occupied;
       case "qr_revoked": return M.err_revoked;
