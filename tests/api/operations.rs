@@ -100,9 +100,10 @@ const API_ROUTES: &[(&str, &str)] = &[
 ];
 
 /// Routes the app serves outside the JSON API, so deliberately not in /openapi.json: the
-/// phone page (src/http/pages), its assets, and the API's own documentation.
+/// phone and warden pages (src/http/pages), their assets, and the API's own documentation.
 const PAGE_ROUTES: &[(&str, &str)] = &[
     ("get", "/q/callback"),
+    ("get", "/warden"),
     ("get", "/q/{token}"),
     ("get", "/assets/{name}"),
     ("get", "/openapi.json"),

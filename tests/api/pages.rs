@@ -1,5 +1,6 @@
 //! The driver's phone page, `GET /q/{token}`: what a scanned genuine code shows, in which
-//! language, how much it weighs, and the warning pages for forged and replaced codes.
+//! language, how much it weighs, and the warning pages for forged and replaced codes; the
+//! plate field and the proof's QR code; the warden's page, `GET /warden`.
 
 use reqwest::header::{ACCEPT_LANGUAGE, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
@@ -13,6 +14,9 @@ both_backends!(
     chinese_from_accept_language_and_a_switch_remembered_in_a_cookie,
     an_occupied_space_says_so,
     forged_and_replaced_codes_get_warning_pages_not_json,
+    a_lot_that_requires_plates_asks_for_one_on_the_page,
+    the_proof_of_parking_carries_its_qr_code,
+    the_warden_page_is_html_under_the_csp_in_both_languages,
 );
 
 /// The page as a phone would fetch it.
@@ -133,7 +137,9 @@ async fn the_page_weighs_under_100_kb_and_loads_nothing_from_other_hosts(app: Te
             assets += 1;
         } else {
             assert!(
-                reference.starts_with('?') || reference.starts_with("data:"),
+                reference.starts_with('?')
+                    || reference.starts_with("data:")
+                    || reference == "/warden",
                 "unexpected reference {reference}"
             );
         }
@@ -252,4 +258,106 @@ async fn forged_and_replaced_codes_get_warning_pages_not_json(app: TestApp) {
     // The JSON API still answers JSON for the same code.
     let api = app.get(&format!("/v1/scan/{token}"), None).await;
     assert_eq!(api.problem_code(), "qr_revoked");
+}
+
+async fn a_lot_that_requires_plates_asks_for_one_on_the_page(app: TestApp) {
+    let op = app.operator("Plates").await;
+    let (lot, spaces) = parking_lot(&app, &op, &["A-1"]).await;
+    let path = format!("/q/{}", spaces[0].1);
+    let (_, body, _) = page(&app, &path, None).await;
+    assert!(!body.contains("data-plate-required"), "{body}");
+    assert!(body.contains("(optional)"), "{body}");
+    assert_eq!(body.matches(r#"class="prov""#).count(), 31, "{body}");
+    assert!(
+        body.contains(r#"<details id="provinces">"#),
+        "closed in English: {body}"
+    );
+
+    let patched = app
+        .patch(
+            &format!("/v1/operator/lots/{lot}"),
+            Some(&op.key),
+            serde_json::json!({"plate_required": true}),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+    let (status, body, _) = page(&app, &path, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(r#"data-plate-required="1""#), "{body}");
+    assert!(body.contains("(required here)"), "{body}");
+    let input = &body[body
+        .find(r#"<input class="plate" id="plate""#)
+        .expect("plate input")..];
+    assert!(
+        input[..input.find('>').unwrap()].contains(" required"),
+        "{body}"
+    );
+    let (_, body, _) = page(&app, &path, Some("zh-CN")).await;
+    assert!(
+        body.contains(r#"<details id="provinces" open>"#),
+        "open for Chinese readers: {body}"
+    );
+    assert!(body.contains(r#"data-p="沪">沪</button>"#), "{body}");
+}
+
+async fn the_proof_of_parking_carries_its_qr_code(app: TestApp) {
+    let op = app.operator("Proof").await;
+    let (_, spaces) = parking_lot(&app, &op, &["A-1"]).await;
+    let driver = app.driver_token("driver-proof-page");
+    let started = start(&app, &driver, "k-proof-page", &spaces[0].1).await;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.text);
+    let id = started.body["id"].as_str().unwrap();
+    let proof = app
+        .get(&format!("/v1/sessions/{id}/proof"), Some(&driver))
+        .await;
+    assert_eq!(proof.status, StatusCode::OK, "{}", proof.text);
+    let token = proof.body["token"].as_str().unwrap();
+    let svg = proof.body["qr_svg"].as_str().unwrap();
+    assert!(svg.starts_with("<svg "), "{svg}");
+    let matrix = qrpark::render::QrMatrix::build(token).unwrap();
+    assert_eq!(
+        svg,
+        matrix.svg(),
+        "the code of the token, drawn as the codes of spaces are"
+    );
+}
+
+async fn the_warden_page_is_html_under_the_csp_in_both_languages(app: TestApp) {
+    for (accept, tag, title) in [(None, "en", "Warden"), (Some("zh-CN"), "zh-CN", "巡查员")] {
+        let (status, body, headers) = page(&app, "/warden", accept).await;
+        assert_html(status, StatusCode::OK, &headers, &body);
+        assert!(body.contains(&format!(r#"<html lang="{tag}">"#)), "{body}");
+        assert!(body.contains(&format!("<title>{title}</title>")), "{body}");
+        assert!(body.contains(r#"data-demo="1""#), "{body}");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "connect-src 'self'",
+            "img-src 'self' data:",
+        ] {
+            assert!(csp.contains(directive), "{csp}");
+        }
+        assert_eq!(headers["cache-control"], "no-store");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        let mut scripts = 0;
+        for reference in references(&body) {
+            assert!(!reference.contains("//"), "another host: {reference}");
+            if let Some(path) = reference.strip_prefix("/assets/") {
+                let response = app
+                    .client
+                    .get(format!("{}/assets/{path}", app.base))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::OK, "{reference}");
+                scripts += usize::from(path.starts_with("warden-") && path.ends_with(".js"));
+            }
+        }
+        assert_eq!(scripts, 1, "the warden's script: {body}");
+        eprintln!("warden page ({tag}): {} bytes", body.len());
+    }
+    let (_, body, _) = page(&app, "/warden?lang=zh", None).await;
+    assert!(body.contains("核验停车凭证"), "{body}");
+    assert!(body.contains(r#"href="?lang=en""#), "{body}");
 }

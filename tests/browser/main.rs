@@ -1,7 +1,10 @@
 //! The phone page in a real browser: headless Debian Chromium through `chromedriver`, at a
-//! phone's viewport, walks scan -> sign in (demo identity provider) -> start -> fee so far
-//! -> stop -> receipt, then the forged-code warning, the Chinese page and an expired
-//! sign-in. Screenshots land in `target/screenshots/` for people to look at.
+//! phone's viewport, walks scan -> sign in (demo identity provider) -> plate -> start -> fee
+//! so far and the proof of parking's QR code -> stop -> receipt, then the forged-code
+//! warning, the Chinese page and an expired sign-in. Then a warden signs in on `/warden`,
+//! sees the lot's spaces, finds a plate, records a violation, checks the driver's proof
+//! with the browser offline (and refuses a forged one), and opens a space's code. Screenshots
+//! land in `target/screenshots/` for people to look at.
 //!
 //! Without `chromedriver` on the PATH the test says so loudly and passes, unless
 //! `QRPARK_REQUIRE_BROWSER` is set (as CI should), when it fails.
@@ -17,6 +20,8 @@ use qrpark::config::Config;
 use qrpark::identity::operator_key;
 use qrpark::store::{Db, operators};
 use serde_json::{Value, json};
+
+mod warden;
 
 /// A directory removed when dropped.
 struct TempDir(PathBuf);
@@ -91,7 +96,8 @@ fn spec_tariff() -> Value {
 }
 
 /// qrpark as `qrpark demo` runs it (demo identity provider on), on 127.0.0.1:0, with one
-/// lot and two spaces; returns the base URL and the spaces' QR tokens.
+/// lot that requires plates (as the demo lot does) and two spaces; returns the base URL and
+/// the spaces' QR tokens.
 async fn start_app(dir: &TempDir) -> (String, Vec<(String, String)>, String) {
     let url = format!("sqlite://{}", dir.0.join("qrpark.db").display());
     let db = Db::connect(&url, 4).await.expect("open SQLite");
@@ -135,7 +141,7 @@ async fn start_app(dir: &TempDir) -> (String, Vec<(String, String)>, String) {
         reqwest::Method::POST,
         "/v1/operator/lots",
         json!({"name": "Jing'an Temple", "timezone": "Asia/Shanghai", "currency": "CNY",
-               "address": "1686 Nanjing West Road"}),
+               "address": "1686 Nanjing West Road", "plate_required": true}),
     )
     .await
     .expect("create lot")
@@ -218,6 +224,17 @@ async fn text(client: &Client, id: &str) -> String {
         .expect("text")
 }
 
+/// Sets a field's value as a script would (typing is tested on the plate field).
+async fn set_value(client: &Client, id: &str, value: &str) {
+    client
+        .execute(
+            "document.getElementById(arguments[0]).value = arguments[1];",
+            vec![json!(id), json!(value)],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("fill #{id}: {e}"));
+}
+
 async fn click(client: &Client, id: &str) {
     client
         .find(Locator::Id(id))
@@ -274,13 +291,14 @@ async fn a_driver_parks_and_pays_from_the_phone_page() {
     let (base, spaces, _operator_key) = start_app(&data).await;
     let driver = start_driver(&chromedriver);
     let client = connect(&driver, &profile).await;
-    let result = walk(&client, &base, &spaces).await;
+    let proof = walk(&client, &base, &spaces).await;
+    warden::warden(&client, &base, &spaces, &proof).await;
     client.close().await.expect("close the browser");
     drop(driver);
-    result
 }
 
-async fn walk(client: &Client, base: &str, spaces: &[(String, String)]) {
+/// Walks the driver's page; returns the proof of parking the page showed.
+async fn walk(client: &Client, base: &str, spaces: &[(String, String)]) -> String {
     let (code, token) = &spaces[0];
 
     // Scan: the page of a genuine code.
@@ -345,9 +363,71 @@ async fn walk(client: &Client, base: &str, spaces: &[(String, String)]) {
     );
     screenshot(client, "02-signed-in.png").await;
 
-    // Start, and see the fee so far.
+    // The lot requires a plate: a start without one is refused on the page, in plain words.
+    click(client, "start-btn").await;
+    wait_for(
+        client,
+        "document.getElementById('alert').textContent.indexOf('Enter your vehicle') === 0",
+    )
+    .await;
+    assert!(
+        client
+            .execute("return document.getElementById('live').hidden", vec![])
+            .await
+            .unwrap()
+            == Value::Bool(true)
+    );
+    // The province row (closed in English) gives the first character; the rest is typed as
+    // people type it, and normalised.
+    client
+        .find(Locator::Css("#provinces summary"))
+        .await
+        .expect("province row")
+        .click()
+        .await
+        .expect("open the province row");
+    client
+        .find(Locator::Css(r#"#provinces button[data-p="沪"]"#))
+        .await
+        .expect("沪")
+        .click()
+        .await
+        .expect("pick 沪");
+    client
+        .find(Locator::Id("plate"))
+        .await
+        .expect("plate field")
+        .send_keys("a·123 45")
+        .await
+        .expect("type the plate");
+    assert_eq!(
+        client
+            .execute("return document.getElementById('plate').value", vec![])
+            .await
+            .unwrap(),
+        "沪a·123 45"
+    );
+    // A planned stop, two hours ahead on the lot's clock.
+    let planned = (chrono::Utc::now() + chrono::TimeDelta::hours(2))
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8"))
+        .format("%H:%M")
+        .to_string();
+    set_value(client, "stop-at", &planned).await;
+    screenshot(client, "02b-plate.png").await;
+
+    // Start, and see the fee so far, the plate and the proof of parking.
     click(client, "start-btn").await;
     wait_for(client, "!document.getElementById('live').hidden").await;
+    assert_eq!(text(client, "live-plate").await, "沪A12345");
+    assert_eq!(text(client, "stops-at").await, planned, "the planned stop");
+    assert_eq!(
+        client
+            .execute("return localStorage.getItem('qrpark.plate')", vec![])
+            .await
+            .unwrap(),
+        "沪A12345",
+        "the plate is remembered on the device"
+    );
     wait_for(
         client,
         "document.getElementById('fee').textContent.indexOf('¥') === 0",
@@ -364,11 +444,42 @@ async fn walk(client: &Client, base: &str, spaces: &[(String, String)]) {
         "/^0:00:0[1-9]/.test(document.getElementById('elapsed').textContent)",
     )
     .await;
+    // The proof: a QR code drawn from the server's SVG, its text, and its expiry.
+    wait_for(
+        client,
+        "(function(i){return !i.hidden && i.complete && i.naturalWidth > 0 &&          i.src.indexOf('data:image/svg+xml;base64,') === 0})(document.getElementById('proof-img'))",
+    )
+    .await;
+    assert!(
+        text(client, "proof-valid")
+            .await
+            .starts_with("Valid until ")
+    );
+    let proof = client
+        .execute(
+            "return document.getElementById('proof-token').value",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .expect("the proof's text")
+        .to_owned();
+    assert_eq!(proof.split('.').count(), 3, "a compact JWS: {proof}");
+    client
+        .execute("document.getElementById('proof').scrollIntoView()", vec![])
+        .await
+        .expect("scroll to the proof");
     screenshot(client, "03-parking.png").await;
 
-    // A reload keeps the session (it is in sessionStorage).
+    // A reload keeps the session (it is in sessionStorage) and shows a proof again.
     client.refresh().await.expect("reload");
     wait_for(client, "!document.getElementById('live').hidden").await;
+    wait_for(
+        client,
+        "document.getElementById('proof-token').value.length > 0",
+    )
+    .await;
 
     // Stop: the receipt with its breakdown and settlement.
     click(client, "stop-btn").await;
@@ -380,6 +491,16 @@ async fn walk(client: &Client, base: &str, spaces: &[(String, String)]) {
         "the breakdown names the grace"
     );
     assert!(text(client, "receipt-settlement").await.contains("Paid"));
+    assert_eq!(text(client, "receipt-plate").await, "沪A12345");
+    assert_eq!(text(client, "receipt-ended-by").await, "Stopped by you.");
+    assert!(
+        client
+            .execute("return document.getElementById('proof').hidden", vec![])
+            .await
+            .unwrap()
+            == Value::Bool(true),
+        "no proof once stopped"
+    );
     screenshot(client, "04-receipt.png").await;
 
     // An expired sign-in is said in plain words.
@@ -425,4 +546,5 @@ async fn walk(client: &Client, base: &str, spaces: &[(String, String)]) {
         "{warning}"
     );
     screenshot(client, "07-forged.png").await;
+    proof
 }

@@ -12,6 +12,7 @@ use crate::AppState;
 use crate::domain::proof::ProofClaims;
 use crate::http::error::{ApiError, ErrorCode, ProblemBody};
 use crate::http::extract::{Driver, IdPath};
+use crate::render::QrMatrix;
 
 /// A proof of parking: a compact JWS (EdDSA, `kid` in `/.well-known/jwks.json`, `typ`
 /// `qrpark-proof+jwt`) with claims `sid`, `s`, `p`, `iat` and `exp`.
@@ -20,6 +21,8 @@ pub struct Proof {
     pub token: String,
     /// At most 15 minutes away, never after the session's planned end or maximum stay.
     pub expires_at: DateTime<Utc>,
+    /// The token's QR code as an SVG document, for a page to show without a QR library.
+    pub qr_svg: String,
 }
 
 /// A fresh proof of parking for one of the driver's active sessions; 409
@@ -61,9 +64,14 @@ pub async fn proof(
             )
         })?;
     let key = state.keys.signing_key().await?;
+    let token = claims.sign(&key);
+    let qr_svg = QrMatrix::build(&token)
+        .map_err(|e| anyhow::anyhow!("the proof of session {session_id} has no QR code: {e}"))?
+        .svg();
     let body = Proof {
-        token: claims.sign(&key),
+        token,
         expires_at: claims.expires_at(),
+        qr_svg,
     };
     let mut response = axum::Json(body).into_response();
     response

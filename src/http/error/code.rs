@@ -498,10 +498,14 @@ mod tests {
     }
 
     #[test]
-    fn every_code_the_phone_page_explains_exists() {
-        let script = include_str!("../pages/assets/page.js");
+    fn every_code_the_pages_explain_exists() {
+        let phone = include_str!("../pages/assets/page.js");
+        let warden = include_str!("../pages/assets/warden.js");
         let mut explained = 0;
-        for quoted in script.split('"').skip(1).step_by(2) {
+        for (script, quoted) in [phone, warden]
+            .into_iter()
+            .flat_map(|s| s.split('"').skip(1).step_by(2).map(move |q| (s, q)))
+        {
             let is_code =
                 quoted.contains('_') && quoted.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
             let near_code = script.contains(&format!("case \"{quoted}\""))
@@ -510,14 +514,14 @@ mod tests {
             if is_code && near_code {
                 assert!(
                     ErrorCode::ALL.iter().any(|c| c.code() == quoted),
-                    "page.js explains `{quoted}`, which no answer carries"
+                    "a page's script explains `{quoted}`, which no answer carries"
                 );
                 explained += 1;
             }
         }
         assert!(
-            explained >= 6,
-            "page.js explains the codes ({explained} found)"
+            explained >= 8,
+            "the scripts explain the codes ({explained} found)"
         );
     }
 

@@ -1,5 +1,6 @@
-//! The phone page's two languages: English and Simplified Chinese, chosen by `?lang=`, then
-//! the `qrpark_lang` cookie (set by `?lang=`), then `Accept-Language`, then English.
+//! The pages' two languages: English and Simplified Chinese, chosen by `?lang=`, then the
+//! `qrpark_lang` cookie (set by `?lang=`), then `Accept-Language`, then English. The phone
+//! page's texts are here, the warden page's in `warden_text.rs`.
 
 use serde_json::{Map, Value};
 
@@ -85,10 +86,9 @@ impl Lang {
             .unwrap_or(Lang::En)
     }
 
-    /// The text for `key`; the key itself when missing (a test keeps the table complete).
+    /// The text for `key`; `?` when missing (a test keeps the tables complete).
     pub fn t(self, key: &str) -> &'static str {
-        MESSAGES
-            .iter()
+        all_messages()
             .find(|(k, _, _)| *k == key)
             .map(|(_, en, zh)| match self {
                 Lang::En => *en,
@@ -97,11 +97,17 @@ impl Lang {
             .unwrap_or("?")
     }
 
-    /// Every `js.*` message, for the page's script (embedded as JSON, not executed).
+    /// Every `js.*` message, for the phone page's script (embedded as JSON, not executed).
     pub fn js_messages(self) -> Value {
+        self.script_messages("js.")
+    }
+
+    /// Every message whose key starts with `prefix`, without it: what one page's script
+    /// reads (embedded as JSON, not executed).
+    pub fn script_messages(self, prefix: &str) -> Value {
         let mut map = Map::new();
-        for (key, en, zh) in MESSAGES {
-            if let Some(short) = key.strip_prefix("js.") {
+        for (key, en, zh) in all_messages() {
+            if let Some(short) = key.strip_prefix(prefix) {
                 let text = match self {
                     Lang::En => en,
                     Lang::Zh => zh,
@@ -111,6 +117,11 @@ impl Lang {
         }
         Value::Object(map)
     }
+}
+
+/// Every message of every page.
+fn all_messages() -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {
+    MESSAGES.iter().chain(super::warden_text::MESSAGES)
 }
 
 /// (key, English, Simplified Chinese). `{..}` placeholders are filled by the caller.
@@ -311,6 +322,106 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "城市支付系统正在处理付款。",
     ),
     ("js.hours", "h", "小时"),
+    ("plate", "Plate", "车牌号"),
+    ("plate_required", "required here", "此处必填"),
+    ("plate_optional", "optional", "选填"),
+    (
+        "plate_help",
+        "For example 沪A12345 or B123XYZ. Remembered on this phone only.",
+        "例如 沪A12345 或 B123XYZ。只保存在这部手机上。",
+    ),
+    (
+        "province_pick",
+        "Chinese plate: pick the province",
+        "选择省份简称",
+    ),
+    ("province_group", "Province abbreviations", "省份简称"),
+    (
+        "stop_at_label",
+        "Stop automatically at (optional)",
+        "自动结束时间（选填）",
+    ),
+    ("stops_at", "Stops by itself at", "自动结束于"),
+    ("proof_title", "Proof of parking", "停车凭证"),
+    (
+        "proof_body",
+        "Show this code to a warden: it proves you paid, even without a network. It renews itself every few minutes.",
+        "向巡查员出示此码：即使没有网络也能证明您已付费。它每隔几分钟自动更新。",
+    ),
+    (
+        "proof_alt",
+        "QR code of your proof of parking",
+        "停车凭证二维码",
+    ),
+    (
+        "proof_text",
+        "The proof as text (to copy)",
+        "凭证文本（可复制）",
+    ),
+    ("copy", "Copy", "复制"),
+    ("enforce_title", "Warden's check", "巡查核验"),
+    ("enforce_open", "Open the warden's page", "打开巡查员页面"),
+    ("enforce_driver", "Show the driver's page", "显示司机页面"),
+    ("since", "Since", "开始于"),
+    ("time_left", "Time left", "剩余时间"),
+    ("js.proof_valid", "Valid until {time}.", "有效期至 {time}。"),
+    (
+        "js.proof_expired",
+        "This proof has expired; it renews as soon as the phone has a network.",
+        "此凭证已过期；手机联网后会自动更新。",
+    ),
+    ("js.copied", "Copied.", "已复制。"),
+    (
+        "js.err_plate_required",
+        "Enter your vehicle's plate: this car park needs it.",
+        "请输入车牌号：本停车场要求登记车牌。",
+    ),
+    (
+        "js.err_plate_invalid",
+        "That is not a plate: use 2 to 10 letters and digits, optionally after a province character (沪A12345).",
+        "车牌号格式不对：应为 2 到 10 位字母和数字，可在前面加省份简称（沪A12345）。",
+    ),
+    (
+        "js.err_stop_at",
+        "The automatic stop must be after now and not after the latest time you may leave.",
+        "自动结束时间必须晚于现在，且不晚于最晚离开时间。",
+    ),
+    (
+        "js.err_too_many",
+        "You already have as many active parking sessions as allowed: stop one first.",
+        "您进行中的停车已达上限：请先结束一个。",
+    ),
+    (
+        "js.err_forbidden",
+        "This sign-in may not do that.",
+        "此登录身份无权进行此操作。",
+    ),
+    ("js.paid", "Paid", "已付费"),
+    ("js.unpaid", "Not paid", "未付费"),
+    ("js.no_plate", "no plate given", "未登记车牌"),
+    ("js.no_limit", "no time limit", "无时间限制"),
+    ("js.left", "{time} (until {until})", "{time}（至 {until}）"),
+    (
+        "js.last_ended",
+        "Last session ended at {time}.",
+        "上一次停车结束于 {time}。",
+    ),
+    ("js.ended_driver", "Stopped by you.", "由您结束。"),
+    (
+        "js.ended_planned",
+        "Stopped by itself at the time you planned.",
+        "已按您设定的时间自动结束。",
+    ),
+    (
+        "js.ended_max_stay",
+        "Stopped by itself at the longest stay allowed.",
+        "已在允许的最长停放时间自动结束。",
+    ),
+    (
+        "js.ended_operator",
+        "Stopped by the car park's operator.",
+        "由停车场运营方结束。",
+    ),
     ("receipt.title", "Parking receipt", "停车收据"),
     ("receipt.from", "From", "自"),
     ("receipt.to", "to", "至"),
@@ -363,15 +474,15 @@ mod tests {
 
     #[test]
     fn every_message_exists_in_both_languages_once() {
-        for (i, (key, en, zh)) in MESSAGES.iter().enumerate() {
+        let all: Vec<_> = all_messages().collect();
+        for (i, (key, en, zh)) in all.iter().enumerate() {
             assert!(!en.is_empty() && !zh.is_empty(), "{key} is empty");
-            assert!(
-                MESSAGES[i + 1..].iter().all(|(k, _, _)| k != key),
-                "{key} twice"
-            );
+            assert!(all[i + 1..].iter().all(|(k, _, _)| k != key), "{key} twice");
             assert_eq!(en.matches('{').count(), zh.matches('{').count(), "{key}");
         }
         assert_eq!(Lang::Zh.t("start"), "开始停车");
         assert_eq!(Lang::En.js_messages()["tomorrow"], "tomorrow");
+        assert_eq!(Lang::Zh.t("w.title"), "巡查员");
+        assert!(Lang::En.script_messages("wjs.").get("tomorrow").is_none());
     }
 }

@@ -1,7 +1,8 @@
 //! The driver's phone page (`GET /q/{token}`, what a space's QR code opens), the sign-in
-//! callback (`GET /q/callback`) and their two static assets (`/assets/...`). HTML for
-//! people: every outcome, a forged code included, is a page, never JSON. The page's script
-//! talks to the JSON API like any other client. Contract: docs/phone-page.md.
+//! callback (`GET /q/callback`), the warden's page (`GET /warden`) and their static assets
+//! (`/assets/...`). HTML for people: every outcome, a forged code included, is a page, never
+//! JSON. The scripts talk to the JSON API like any other client. Contracts:
+//! docs/phone-page.md and docs/enforcement.md.
 
 use std::sync::LazyLock;
 
@@ -26,6 +27,8 @@ pub mod i18n;
 pub mod receipt;
 pub mod tariff_words;
 mod view;
+mod warden;
+mod warden_text;
 
 use i18n::Lang;
 
@@ -34,6 +37,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/q/callback", get(callback))
         .route("/q/{token}", get(scan_page))
+        .route("/warden", get(warden::page))
         .route("/assets/{name}", get(asset))
 }
 
@@ -72,7 +76,7 @@ pub static CSS: LazyLock<Asset> = LazyLock::new(|| {
     )
 });
 
-/// The script.
+/// The phone page's script.
 pub static JS: LazyLock<Asset> = LazyLock::new(|| {
     Asset::new(
         "page",
@@ -82,8 +86,18 @@ pub static JS: LazyLock<Asset> = LazyLock::new(|| {
     )
 });
 
+/// The warden page's script.
+pub static WARDEN_JS: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        "warden",
+        "js",
+        include_bytes!("assets/warden.js"),
+        "text/javascript; charset=utf-8",
+    )
+});
+
 async fn asset(Path(name): Path<String>) -> Response {
-    for asset in [&*CSS, &*JS] {
+    for asset in [&*CSS, &*JS, &*WARDEN_JS] {
         if asset.name == name {
             return (
                 [
@@ -107,11 +121,11 @@ async fn asset(Path(name): Path<String>) -> Response {
 /// `?lang=en|zh` switches the language and remembers it in a cookie.
 #[derive(Debug, Deserialize)]
 pub struct PageQuery {
-    lang: Option<String>,
+    pub(super) lang: Option<String>,
 }
 
 /// Where the city identity provider's sign-in page is, if sign-in is set up.
-fn city_login_url(state: &AppState) -> Option<String> {
+pub(super) fn city_login_url(state: &AppState) -> Option<String> {
     state.config.city_login_url.clone()
 }
 
@@ -148,6 +162,8 @@ pub struct PageData {
     pub demo: bool,
     pub login_url: Option<String>,
     pub client_id: String,
+    /// Every session on this lot must name the vehicle's plate.
+    pub plate_required: bool,
 }
 
 /// The warning pages, by what went wrong.
@@ -214,7 +230,7 @@ async fn callback(
 }
 
 /// The request's language, and the language to remember if `?lang=` picked one.
-fn language(headers: &HeaderMap, query: &PageQuery) -> (Lang, Option<Lang>) {
+pub(super) fn language(headers: &HeaderMap, query: &PageQuery) -> (Lang, Option<Lang>) {
     let chosen = query.lang.as_deref().and_then(Lang::parse);
     (request_language(headers, query.lang.as_deref()), chosen)
 }
@@ -238,7 +254,7 @@ pub fn request_language(headers: &HeaderMap, query_lang: Option<&str>) -> Lang {
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-fn html(status: StatusCode, body: String, remember: Option<Lang>) -> Response {
+pub(super) fn html(status: StatusCode, body: String, remember: Option<Lang>) -> Response {
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -323,5 +339,6 @@ async fn scan(state: &AppState, token: &str) -> anyhow::Result<Result<Box<PageDa
         demo: state.demo_idp.is_some(),
         login_url: city_login_url(state),
         client_id: state.config.city_audience.clone(),
+        plate_required: lot.plate_required,
     })))
 }

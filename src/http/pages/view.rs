@@ -6,9 +6,10 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use super::i18n::Lang;
 use super::tariff_words;
 use super::{Availability, CSS, JS, PageData, Warning};
+use crate::domain::plate::PROVINCES;
 
 /// The frame every page shares: language, viewport, our stylesheet.
-fn layout(lang: Lang, title: &str, body: Markup) -> Markup {
+pub(super) fn layout(lang: Lang, title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang=(lang.tag()) {
@@ -27,7 +28,7 @@ fn layout(lang: Lang, title: &str, body: Markup) -> Markup {
 }
 
 /// The language switch: a plain link, so it works without the script.
-fn switch(lang: Lang) -> Markup {
+pub(super) fn switch(lang: Lang) -> Markup {
     let other = lang.other();
     html! {
         nav.lang aria-label=(lang.t("language")) {
@@ -44,7 +45,7 @@ fn icon_check() -> Markup {
     )
 }
 
-fn icon_warning() -> Markup {
+pub(super) fn icon_warning() -> Markup {
     PreEscaped(
         r##"<svg class="icon" viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M12 2L1 22h22z" fill="currentColor"/><path d="M12 9v6M12 18.2v.1" stroke="#fff" stroke-width="2.6" stroke-linecap="round"/></svg>"##.to_owned(),
     )
@@ -52,7 +53,15 @@ fn icon_warning() -> Markup {
 
 /// Messages for the script, as a JSON data block (not executed, so the CSP allows it).
 fn messages(lang: Lang) -> Markup {
-    let json = lang.js_messages().to_string().replace("</", "<\\/");
+    script_messages(lang, "js.")
+}
+
+/// The messages whose keys start with `prefix`, as the `#msg` JSON data block.
+pub(super) fn script_messages(lang: Lang, prefix: &str) -> Markup {
+    let json = lang
+        .script_messages(prefix)
+        .to_string()
+        .replace("</", "<\\/");
     html! {
         script #msg type="application/json" { (PreEscaped(json)) }
     }
@@ -85,6 +94,7 @@ pub fn scan_page(data: &PageData, lang: Lang) -> Markup {
             data-callback=(data.callback_url)
             data-expected=(data.expected_address)
             data-lang=(lang.tag())
+            data-plate-required=[data.plate_required.then_some("1")]
         {
             header.place {
                 p.lot { (data.lot_name) }
@@ -101,6 +111,7 @@ pub fn scan_page(data: &PageData, lang: Lang) -> Markup {
                     Availability::OutOfService => p #availability.status.busy { (t("status_out")) },
                 }
             }
+            (enforce_card(lang))
             section #genuine.card.ok aria-labelledby="genuine-h" {
                 h2 #genuine-h { (icon_check()) (t("genuine_title")) }
                 p { (t("genuine_body")) }
@@ -128,16 +139,21 @@ pub fn scan_page(data: &PageData, lang: Lang) -> Markup {
                     }
                     div #ready hidden {
                         p { (t("signed_in")) " " button #signout-btn.link type="button" { (t("sign_out")) } }
-                        button #start-btn.primary type="button" { (t("start")) }
+                        (start_form(data, lang))
                     }
-                    div #live hidden aria-live="polite" {
-                        p.now { (t("parking_now")) }
-                        dl.facts {
-                            div { dt { (t("elapsed")) } dd #elapsed { "0:00" } }
-                            div { dt { (t("fee_so_far")) } dd #fee { "…" } }
-                            div #leave-by-row hidden { dt { (t("leave_by")) } dd #leave-by {} }
+                    div #live hidden {
+                        div aria-live="polite" {
+                            p.now { (t("parking_now")) }
+                            dl.facts {
+                                div { dt { (t("elapsed")) } dd #elapsed { "0:00" } }
+                                div { dt { (t("fee_so_far")) } dd #fee { "…" } }
+                                div #live-plate-row hidden { dt { (t("plate")) } dd #live-plate.plate {} }
+                                div #leave-by-row hidden { dt { (t("leave_by")) } dd #leave-by {} }
+                                div #stops-at-row hidden { dt { (t("stops_at")) } dd #stops-at {} }
+                            }
                         }
                         button #stop-btn.primary.stop type="button" { (t("stop")) }
+                        (proof_card(lang))
                     }
                     div #receipt hidden {
                         h3 { (t("receipt")) }
@@ -145,7 +161,9 @@ pub fn scan_page(data: &PageData, lang: Lang) -> Markup {
                             div { dt { (t("started")) } dd #receipt-start {} }
                             div { dt { (t("ended")) } dd #receipt-end {} }
                             div { dt { (t("total")) } dd #receipt-total.total {} }
+                            div #receipt-plate-row hidden { dt { (t("plate")) } dd #receipt-plate.plate {} }
                         }
+                        p #receipt-ended-by {}
                         table #receipt-lines {
                             thead { tr { th scope="col" { (t("period")) } th scope="col".n { (t("charged")) } } }
                             tbody {}
@@ -188,6 +206,75 @@ pub fn scan_page(data: &PageData, lang: Lang) -> Markup {
         script src=(JS.path()) defer {}
     };
     layout(lang, &title, body)
+}
+
+/// The plate (remembered on the device; the province row for Chinese plates, open for
+/// Chinese readers), an optional planned stop, and *Start*.
+fn start_form(data: &PageData, lang: Lang) -> Markup {
+    let t = |key| lang.t(key);
+    let provinces: String = PROVINCES.iter().collect();
+    html! {
+        form #start-form novalidate data-provinces=(provinces) {
+            label for="plate" {
+                (t("plate")) " "
+                span.small { "(" (if data.plate_required { t("plate_required") } else { t("plate_optional") }) ")" }
+            }
+            input #plate.plate name="plate" type="text" autocomplete="off" autocapitalize="characters"
+                spellcheck="false" maxlength="20" placeholder="沪A12345"
+                aria-describedby="plate-help" required[data.plate_required];
+            p #plate-help.small { (t("plate_help")) }
+            details #provinces open[lang == Lang::Zh] {
+                summary { (t("province_pick")) }
+                div.provinces role="group" aria-label=(t("province_group")) lang="zh-CN" {
+                    @for province in PROVINCES {
+                        button.prov type="button" data-p=(province) { (province) }
+                    }
+                }
+            }
+            label for="stop-at" { (t("stop_at_label")) }
+            input #stop-at name="stop_at" type="time";
+            button #start-btn.primary type="submit" { (t("start")) }
+        }
+    }
+}
+
+/// The proof of parking while a session is active: a QR code the script renews, and its
+/// text for a warden to paste.
+fn proof_card(lang: Lang) -> Markup {
+    let t = |key| lang.t(key);
+    html! {
+        section #proof aria-labelledby="proof-h" hidden {
+            h3 #proof-h { (t("proof_title")) }
+            p.small { (t("proof_body")) }
+            img #proof-img alt=(t("proof_alt")) width="240" height="240" hidden;
+            p #proof-valid aria-live="polite" {}
+            details {
+                summary { (t("proof_text")) }
+                textarea #proof-token readonly rows="4" spellcheck="false" aria-label=(t("proof_text")) {}
+                button #proof-copy type="button" { (t("copy")) }
+                span #proof-copied.small aria-live="polite" {}
+            }
+        }
+    }
+}
+
+/// What a signed-in warden sees of the space instead of the driver's controls.
+fn enforce_card(lang: Lang) -> Markup {
+    let t = |key| lang.t(key);
+    html! {
+        section #enforce.card hidden aria-labelledby="enforce-h" {
+            h2 #enforce-h { (t("enforce_title")) }
+            p #enforce-status.status aria-live="polite" {}
+            dl.facts {
+                div { dt { (t("plate")) } dd #enforce-plate.plate {} }
+                div #enforce-since-row { dt { (t("since")) } dd #enforce-since {} }
+                div #enforce-left-row { dt { (t("time_left")) } dd #enforce-left {} }
+            }
+            p #enforce-last {}
+            p { a href="/warden" { (t("enforce_open")) } }
+            p { button #enforce-driver.link type="button" { (t("enforce_driver")) } }
+        }
+    }
 }
 
 /// A code that must not be paid through: forged, replaced, naming nothing, or our failure.

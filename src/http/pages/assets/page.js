@@ -1,5 +1,6 @@
-// qrpark phone page: sign in, start, watch, stop, receipt, through the JSON API.
-// No framework. The city identity token lives only in sessionStorage.
+// qrpark phone page: sign in, plate, start, watch (with a proof of parking), stop, receipt,
+// through the JSON API; a signed-in warden sees the space's enforcement view instead.
+// No framework. The driver's city identity token lives only in sessionStorage.
 (function () {
   "use strict";
   var M = JSON.parse(document.getElementById("msg").textContent);
@@ -17,11 +18,12 @@
     el.textContent = text || "";
     el.hidden = !text;
   }
+  function b64text(part) {
+    var bin = atob(part.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((part.length + 3) % 4));
+    return new TextDecoder().decode(Uint8Array.from(bin, function (c) { return c.charCodeAt(0); }));
+  }
   function jwtClaims(token) {
-    try {
-      var part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-      return JSON.parse(atob(part + "===".slice((part.length + 3) % 4)));
-    } catch (e) { return null; }
+    try { return JSON.parse(b64text(token.split(".")[1])); } catch (e) { return null; }
   }
 
   // --- The sign-in callback page: store the token from the fragment and go back. ---
@@ -87,7 +89,15 @@
       render();
       return M.err_expired;
     }
+    if (code === "validation_failed") {
+      var paths = (problem.errors || []).map(function (e) { return e.path; });
+      if (paths.indexOf("$.plate") >= 0) return M.err_plate_invalid;
+      if (paths.indexOf("$.stop_at") >= 0) return M.err_stop_at;
+    }
     switch (code) {
+      case "plate_required": return M.err_plate_required;
+      case "too_many_active_sessions": return M.err_too_many;
+      case "forbidden": return M.err_forbidden;
       case "space_occupied": return M.err_occupied;
       case "qr_revoked": return M.err_revoked;
       case "qr_invalid": return M.err_invalid;
@@ -182,17 +192,59 @@
     }, function (e) { if (e.status === 401) alertMsg(e.message); });
   }
 
+  // --- The plate: normalised as the server does, remembered on this device. ---
+  var PLATE = "qrpark.plate";
+  var provinces = ($("start-form") && $("start-form").dataset.provinces) || "";
+  function normalPlate(text) { return text.replace(/[\s\-·.]/g, "").toUpperCase(); }
+  function plateOk(plate) {
+    var rest = provinces.indexOf(plate.charAt(0)) >= 0 ? plate.slice(1) : plate;
+    return /^[A-Z0-9]{2,10}$/.test(rest);
+  }
+  function pickProvince(ev) {
+    var p = ev.target.closest && ev.target.closest(".prov");
+    if (!p) return;
+    var input = $("plate");
+    var v = input.value.replace(/^\s+/, "");
+    if (v && provinces.indexOf(v.charAt(0)) >= 0) v = v.slice(1);
+    input.value = p.dataset.p + v;
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+  }
+
+  // The next instant the lot's clock shows `value` (HH:MM): today, or tomorrow if past.
+  function nextLocal(value) {
+    var offset = Number(d.offset) * 60000;
+    var startMs = now();
+    var local = new Date(startMs + offset);
+    var endLocal = Date.UTC(local.getUTCFullYear(), local.getUTCMonth(), local.getUTCDate(),
+      Number(value.slice(0, 2)), Number(value.slice(3, 5)));
+    var tomorrow = false;
+    if (endLocal <= local.getTime()) { endLocal += 86400000; tomorrow = true; }
+    return { start: startMs, end: endLocal - offset, tomorrow: tomorrow };
+  }
+
   // --- Start: one idempotency key per intent, reused if the answer was lost. ---
-  var pendingKey = null;
-  function start() {
+  var pendingKey = null, pendingBody = null;
+  function start(ev) {
+    if (ev) ev.preventDefault();
     var button = $("start-btn");
     if (button.disabled) return;
     alertMsg("");
+    var plate = normalPlate($("plate").value);
+    var body = { qr: d.qr };
+    if (!plate && d.plateRequired) { alertMsg(M.err_plate_required); $("plate").focus(); return; }
+    if (plate && !plateOk(plate)) { alertMsg(M.err_plate_invalid); $("plate").focus(); return; }
+    if (plate) body.plate = plate;
+    var stopAt = $("stop-at").value;
+    if (/^\d\d:\d\d/.test(stopAt)) body.stop_at = new Date(nextLocal(stopAt).end).toISOString();
+    var text = JSON.stringify(body);
+    if (text !== pendingBody) { pendingKey = null; pendingBody = text; }
     busy(button, true);
     pendingKey = pendingKey || randomHex(16);
-    api("POST", "/v1/sessions", { qr: d.qr }, { "Idempotency-Key": pendingKey })
+    api("POST", "/v1/sessions", body, { "Idempotency-Key": pendingKey })
       .then(function (session) {
         pendingKey = null;
+        if (plate) window.localStorage.setItem(PLATE, plate);
         store.setItem(sessionKey, session.id);
         render();
         showLive(session);
@@ -217,7 +269,40 @@
       $("leave-by").textContent = localTime(session.leave_by);
       show("leave-by-row", true);
     }
+    $("live-plate").textContent = session.plate || "";
+    show("live-plate-row", !!session.plate);
+    $("stops-at").textContent = session.stop_at ? localTime(session.stop_at) : "";
+    show("stops-at-row", !!session.stop_at);
     tick();
+  }
+
+  // --- The proof of parking: a fresh signed token every 4 minutes (each valid 15). ---
+  var proof = null;
+  function fetchProof(id) {
+    return api("GET", "/v1/sessions/" + encodeURIComponent(id) + "/proof").then(function (p) {
+      proof = p;
+      $("proof-img").src = "data:image/svg+xml;base64," + btoa(p.qr_svg);
+      show("proof-img", true);
+      $("proof-token").value = p.token;
+      show("proof", true);
+      proofState();
+    }, function (e) {
+      if (e.status === 409) watch(id);
+      else proofState();
+    });
+  }
+  function proofState() {
+    if (!proof) return;
+    var fresh = new Date(proof.expires_at).getTime() > now();
+    $("proof-valid").textContent = fresh ? M.proof_valid.replace("{time}", localTime(proof.expires_at)) : M.proof_expired;
+    show("proof-img", fresh);
+  }
+  function copyProof() {
+    var area = $("proof-token");
+    area.select();
+    var done = function () { $("proof-copied").textContent = M.copied; };
+    if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(area.value).then(done, function () {});
+    else { try { if (document.execCommand("copy")) done(); } catch (e) { /* selected for a manual copy */ } }
   }
   function tick() {
     if (live) $("elapsed").textContent = elapsed(now() - new Date(live.started_at).getTime());
@@ -239,7 +324,9 @@
   function startTimers(id) {
     stopTimers();
     timers.push(setInterval(tick, 1000));
-    timers.push(setInterval(function () { watch(id); }, 15000));
+    timers.push(setInterval(function () { watch(id); proofState(); }, 15000));
+    timers.push(setInterval(function () { fetchProof(id); }, 240000));
+    fetchProof(id);
   }
   function stopTimers() { timers.forEach(clearInterval); timers = []; }
 
@@ -258,6 +345,11 @@
   function showReceipt(session) {
     store.removeItem(sessionKey);
     live = null;
+    proof = null;
+    show("proof", false);
+    $("receipt-plate").textContent = session.plate || "";
+    show("receipt-plate-row", !!session.plate);
+    $("receipt-ended-by").textContent = M["ended_" + session.ended_by] || "";
     show("live", false);
     show("ready", false);
     show("receipt", true);
@@ -287,14 +379,8 @@
     var value = $("leave").value;
     var out = $("calc-out");
     if (!/^\d\d:\d\d/.test(value)) return;
-    var offset = Number(d.offset) * 60000;
-    var startMs = now();
-    var local = new Date(startMs + offset);
-    var endLocal = Date.UTC(local.getUTCFullYear(), local.getUTCMonth(), local.getUTCDate(),
-      Number(value.slice(0, 2)), Number(value.slice(3, 5)));
-    var tomorrow = false;
-    if (endLocal <= local.getTime()) { endLocal += 86400000; tomorrow = true; }
-    var endMs = endLocal - offset;
+    var next = nextLocal(value);
+    var startMs = next.start, endMs = next.end, tomorrow = next.tomorrow;
     out.textContent = "…";
     api("POST", "/v1/lots/" + d.lot + "/quote", {
       start: new Date(startMs).toISOString(), end: new Date(endMs).toISOString()
@@ -307,7 +393,12 @@
   }
 
   if ($("signin-btn")) $("signin-btn").addEventListener("click", signIn);
-  if ($("start-btn")) $("start-btn").addEventListener("click", start);
+  if ($("start-form")) {
+    $("start-form").addEventListener("submit", start);
+    $("provinces").addEventListener("click", pickProvince);
+    $("plate").value = window.localStorage.getItem(PLATE) || "";
+    $("proof-copy").addEventListener("click", copyProof);
+  }
   if ($("stop-btn")) $("stop-btn").addEventListener("click", stop);
   if ($("signout-btn")) $("signout-btn").addEventListener("click", function () {
     store.removeItem(TOKEN);
@@ -321,6 +412,50 @@
   }
   window.addEventListener("offline", function () { alertMsg(M.err_network); });
   window.addEventListener("online", function () { alertMsg(""); });
+
+  // --- A signed-in warden (token kept by the warden's page) sees the enforcement view. ---
+  function wardenToken() {
+    var token = window.localStorage.getItem("qrpark.warden.token");
+    var claims = token && jwtClaims(token);
+    var ok = claims && (claims.roles || []).indexOf("warden") >= 0 && !(claims.exp && claims.exp * 1000 < Date.now());
+    return ok ? token : null;
+  }
+  function duration(ms) {
+    var m = Math.max(0, Math.round(ms / 60000));
+    return (m >= 60 ? Math.floor(m / 60) + " " + M.hours + " " : "") + (m % 60) + " " + M.minutes;
+  }
+  function enforce(token) {
+    show("enforce", true);
+    show("park", false);
+    show("calc", false);
+    fetch("/v1/enforcement/check?qr=" + encodeURIComponent(d.qr), {
+      headers: { "Accept": "application/json", "Authorization": "Bearer " + token }, credentials: "omit"
+    }).then(function (r) {
+      if (r.ok) return r.json();
+      throw new Error(r.status === 401 ? M.err_expired : r.status === 403 ? M.err_forbidden : M.err_generic);
+    }, function () { throw new Error(M.err_network); }).then(function (answer) {
+      var r = answer.results[0];
+      var paid = r.status === "paid";
+      var status = $("enforce-status");
+      status.textContent = paid ? M.paid : M.unpaid;
+      status.className = "status " + (paid ? "free" : "busy");
+      $("enforce-plate").textContent = paid ? (r.plate || M.no_plate) : "–";
+      $("enforce-since").textContent = r.started_at ? localTime(r.started_at) : "–";
+      $("enforce-left").textContent = !paid ? "–" : r.leave_by
+        ? M.left.replace("{time}", duration(new Date(r.leave_by) - new Date(answer.checked_at))).replace("{until}", localTime(r.leave_by))
+        : M.no_limit;
+      $("enforce-last").textContent = r.last_ended_at ? M.last_ended.replace("{time}", localTime(r.last_ended_at)) : "";
+    }, function (e) { alertMsg(e.message); });
+  }
+  var warden = wardenToken();
+  if (warden && $("enforce")) {
+    enforce(warden);
+    $("enforce-driver").addEventListener("click", function () {
+      show("enforce", false);
+      show("park", true);
+      show("calc", !!$("calc-form"));
+    });
+  }
   render();
   resume();
 })();
