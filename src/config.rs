@@ -208,16 +208,17 @@ impl Config {
                 reason: "must be at least 1".into(),
             });
         }
-        if self.max_active_sessions == 0 {
+        if !(1..=1000).contains(&self.max_active_sessions) {
             return Err(ConfigError::Invalid {
                 setting: "max_active_sessions",
-                reason: "must be at least 1: a driver must be able to park".into(),
+                reason: "must be 1 to 1000: a driver must be able to park".into(),
             });
         }
-        if self.plate_retention_days == 0 {
+        if !(1..=36_500).contains(&self.plate_retention_days) {
             return Err(ConfigError::Invalid {
                 setting: "plate_retention_days",
-                reason: "must be at least 1: wardens check plates of sessions that just ended"
+                reason: "must be 1 to 36500 days: wardens check plates of sessions that just \
+                         ended, and plates are personal data"
                     .into(),
             });
         }

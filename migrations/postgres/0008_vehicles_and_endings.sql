@@ -16,8 +16,10 @@ alter table session
     add column ended_by text,
     add column stop_reason text;
 
--- Every session stopped before this migration was stopped by its driver.
+-- Every session stopped before this migration was stopped by its driver; every one still
+-- active ends by itself at its maximum stay, if it has one.
 update session set ended_by = 'driver' where status = 'stopped';
+update session set ends_at = leave_by where status = 'active';
 
 alter table session
     add constraint session_plate_form check (plate is null or char_length(plate) between 2 and 11),

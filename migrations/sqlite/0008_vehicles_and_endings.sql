@@ -21,8 +21,10 @@ alter table session add column ended_by text
 alter table session add column stop_reason text
     check (stop_reason is null or length(stop_reason) between 1 and 500);
 
--- Every session stopped before this migration was stopped by its driver.
+-- Every session stopped before this migration was stopped by its driver; every one still
+-- active ends by itself at its maximum stay, if it has one.
 update session set ended_by = 'driver' where status = 'stopped';
+update session set ends_at = leave_by where status = 'active';
 
 -- A stopped session says how it ended; an active one has not ended. (SQLite cannot add a
 -- table check to an existing table, so triggers hold the rule, as in 0006.)

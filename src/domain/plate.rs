@@ -31,10 +31,12 @@ pub struct InvalidPlate;
 impl Plate {
     /// Normalises `text` (upper case; spaces, `-`, `·` and `.` removed) and checks the result.
     pub fn parse(text: &str) -> Result<Self, InvalidPlate> {
+        // Exactly the spec's rule: ASCII letters upper-cased, the four separators removed;
+        // anything else (a tab, a full-width letter, `ß`) stays and is refused below.
         let normal: String = text
             .chars()
-            .filter(|c| !(c.is_whitespace() || matches!(c, '-' | '·' | '.')))
-            .flat_map(char::to_uppercase)
+            .filter(|c| !matches!(c, ' ' | '-' | '·' | '.'))
+            .map(|c| c.to_ascii_uppercase())
             .collect();
         let rest = match normal.chars().next() {
             Some(first) if PROVINCES.contains(&first) => &normal[first.len_utf8()..],
@@ -167,6 +169,10 @@ mod tests {
             "ÄB123",
             "ＡＢ123",
             "AB/12",
+            "AB\t12",
+            "ßAB12",
+            "ﬁ123",
+            "AB\u{3000}12",
         ] {
             assert_eq!(Plate::parse(bad), Err(InvalidPlate), "{bad:?}");
         }

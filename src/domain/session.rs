@@ -42,6 +42,16 @@ pub enum EndedBy {
     Operator,
 }
 
+/// Whether a space is paid for at an instant: what a warden's check answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaidStatus {
+    /// An active session covers the space.
+    Paid,
+    /// No session covers it.
+    Unpaid,
+}
+
 macro_rules! names {
     ($type:ty, $what:literal, $($variant:ident => $name:literal),+ $(,)?) => {
         impl $type {
@@ -77,6 +87,7 @@ macro_rules! names {
 }
 
 names!(SessionStatus, "session status", Active => "active", Stopped => "stopped");
+names!(PaidStatus, "paid status", Paid => "paid", Unpaid => "unpaid");
 names!(
     EndedBy,
     "ending",

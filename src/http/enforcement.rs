@@ -15,10 +15,10 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::domain::audit::hex;
 use crate::domain::plate::Plate;
-use crate::domain::session::EndedBy;
+use crate::domain::session::{EndedBy, PaidStatus};
 use crate::domain::text;
 use crate::http::error::{ApiError, ErrorCode, FieldError, ProblemBody};
-use crate::http::extract::{IdPath, Json, Query, Warden, WardenOrAuditor};
+use crate::http::extract::{IdPath, Json, Query, Warden, WardenOrAuditor, storable_instants};
 use crate::qr::resolve::{resolve, token_of};
 use crate::sessions::ending;
 use crate::store::sessions::Session;
@@ -33,16 +33,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(record_violation, list_violations))
 }
 
-/// Whether a space is paid right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PaidStatus {
-    /// An active session covers the space now.
-    Paid,
-    /// No session covers it now.
-    Unpaid,
-}
-
 /// What a warden sees of one space.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CheckResult {
@@ -50,6 +40,8 @@ pub struct CheckResult {
     pub space_code: String,
     pub lot_id: Uuid,
     pub lot_name: String,
+    /// `paid` (an active session covers the space now) or `unpaid`.
+    #[schema(value_type = String)]
     pub status: PaidStatus,
     /// While paid: the plate of the session (`null` when the driver gave none).
     pub plate: Option<String>,
@@ -327,11 +319,7 @@ impl ViolationView {
             plate: v.plate,
             note: v.note,
             observed_at: v.observed_at,
-            status_at_observation: if v.status_at_observation == "paid" {
-                PaidStatus::Paid
-            } else {
-                PaidStatus::Unpaid
-            },
+            status_at_observation: v.status_at_observation,
             warden: v.warden,
         }
     }
@@ -375,41 +363,30 @@ pub async fn record_violation(
     let Some(seen) = answer.results.into_iter().next() else {
         return Err(ApiError::not_found("space"));
     };
-    let on_space = vehicles::latest_sessions(&state.db, &[space_id])
-        .await?
-        .into_iter()
-        .find(|s| s.is_active());
-    if seen.status == PaidStatus::Paid && seen.plate.as_deref() == Some(plate.as_str()) {
-        return Err(ApiError::new(
-            ErrorCode::SpacePaid,
-            "this vehicle has paid for this space: no violation",
-        ));
-    }
     let now = answer.checked_at;
     let violation = Violation {
         violation_id: Uuid::now_v7(),
         space_id,
         lot_id: seen.lot_id,
-        operator_id: on_space
-            .as_ref()
-            .map(|s| s.operator_id)
-            .unwrap_or(lot_operator(&state, seen.lot_id).await?),
+        operator_id: lot_operator(&state, seen.lot_id).await?,
         plate: plate.as_str().to_owned(),
         note,
         warden: warden.subject,
         observed_at: now,
-        status_at_observation: match seen.status {
-            PaidStatus::Paid => "paid",
-            PaidStatus::Unpaid => "unpaid",
-        }
-        .to_owned(),
-        session_id: on_space
-            .filter(|_| seen.status == PaidStatus::Paid)
-            .map(|s| s.session_id),
+        // Decided again inside the record's transaction, from what is on the space then.
+        status_at_observation: seen.status,
+        session_id: None,
         created_at: now,
     };
     let plate_hmac = hex(&plate.keyed_hash(&state.plate_key));
-    vehicles::record_violation(&state.db, &violation, &plate_hmac).await?;
+    let Some(violation) = vehicles::record_violation(&state.db, violation, &plate_hmac).await?
+    else {
+        return Err(ApiError::new(
+            ErrorCode::SpacePaid,
+            "this space is paid for this vehicle (or for any, by a session without a \
+             plate): no violation",
+        ));
+    };
     tracing::info!(violation_id = %violation.violation_id, %space_id, "violation recorded");
     Ok((
         StatusCode::CREATED,
@@ -460,8 +437,9 @@ const VIOLATION_LIMIT: i64 = 1000;
 pub async fn list_violations(
     State(state): State<AppState>,
     _reader: WardenOrAuditor,
-    Query(query): Query<ViolationQuery>,
+    Query(mut query): Query<ViolationQuery>,
 ) -> Result<axum::Json<ViolationList>, ApiError> {
+    storable_instants([(&mut query.from, "$.from"), (&mut query.to, "$.to")])?;
     let from = query.from.unwrap_or(DateTime::UNIX_EPOCH);
     let to = query
         .to

@@ -104,6 +104,45 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     }
 }
 
+/// An instant both databases store exactly: between 1970 and 9999, in whole microseconds
+/// (PostgreSQL's precision). Anything else is a field error at `path`, never a database
+/// error later.
+pub fn storable_instant(
+    at: chrono::DateTime<chrono::Utc>,
+    path: &str,
+) -> Result<chrono::DateTime<chrono::Utc>, FieldError> {
+    use chrono::{Datelike, DurationRound};
+    if !(1970..=9999).contains(&at.year()) {
+        return Err(FieldError::new(
+            path,
+            "must lie between the years 1970 and 9999",
+        ));
+    }
+    Ok(at
+        .duration_trunc(chrono::TimeDelta::microseconds(1))
+        .unwrap_or(at))
+}
+
+/// Checks each optional instant of a query with [`storable_instant`], in order.
+pub fn storable_instants<const N: usize>(
+    instants: [(&mut Option<chrono::DateTime<chrono::Utc>>, &str); N],
+) -> Result<(), ApiError> {
+    let mut errors = Vec::new();
+    for (slot, path) in instants {
+        if let Some(at) = *slot {
+            match storable_instant(at, path) {
+                Ok(exact) => *slot = Some(exact),
+                Err(error) => errors.push(error),
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
 /// serde_path_to_error writes `codes[2]` or `.` for the root; we write `$.codes[2]` or `$`.
 fn json_path(path: &str) -> String {
     if path == "." || path.is_empty() {

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{Claim, end};
 use crate::AppState;
@@ -29,6 +29,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
         let now = state.clock.now();
         let due = sessions::due(&state.db, now, BATCH).await?;
         let full = due.len() as i64 == BATCH;
+        let before = stopped;
         for session in &due {
             // The ending is the session's own instant; `asked_by` only names who noticed.
             match end(
@@ -54,7 +55,9 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
                 }
             }
         }
-        if !full {
+        // Another round only while a full batch made progress: sessions that cannot be
+        // stopped (logged above) must not spin the loop; the next tick retries them.
+        if !full || stopped == before {
             return Ok(stopped);
         }
     }
@@ -64,7 +67,10 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
 pub async fn erase_old_plates(state: &AppState) -> anyhow::Result<u64> {
     let now = state.clock.now();
     let days = i64::from(state.config.plate_retention_days);
-    let erased = vehicles::erase_plates(&state.db, now - TimeDelta::days(days), now).await?;
+    let before = now
+        .checked_sub_signed(TimeDelta::days(days))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let erased = vehicles::erase_plates(&state.db, before, now).await?;
     if erased > 0 {
         tracing::info!(erased, days, "erased plates past their retention");
     }
@@ -79,14 +85,23 @@ pub fn spawn(state: AppState) {
         let mut last_retention: Option<tokio::time::Instant> = None;
         loop {
             ticker.tick().await;
-            if let Err(error) = run_once(&state).await {
-                tracing::warn!(?error, "the session scheduler's round failed");
-            }
-            if last_retention.is_none_or(|at| at.elapsed() >= RETENTION_EVERY) {
+            let retention = last_retention.is_none_or(|at| at.elapsed() >= RETENTION_EVERY);
+            if retention {
                 last_retention = Some(tokio::time::Instant::now());
-                if let Err(error) = erase_old_plates(&state).await {
+            }
+            // Each round in a task of its own: a panic is logged, and the loop goes on.
+            let round = state.clone();
+            let outcome = tokio::spawn(async move {
+                if let Err(error) = run_once(&round).await {
+                    tracing::warn!(?error, "the session scheduler's round failed");
+                }
+                if retention && let Err(error) = erase_old_plates(&round).await {
                     tracing::warn!(?error, "erasing old plates failed");
                 }
+            })
+            .await;
+            if let Err(panic) = outcome {
+                tracing::error!(?panic, "the session scheduler's round panicked");
             }
         }
     });

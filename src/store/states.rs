@@ -5,7 +5,7 @@ use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Encode, Type};
 
-use crate::domain::session::{EndedBy, SessionStatus, SettlementStatus};
+use crate::domain::session::{EndedBy, PaidStatus, SessionStatus, SettlementStatus};
 use crate::domain::space::SpaceStatus;
 use crate::store::idempotency::KeyState;
 
@@ -50,6 +50,7 @@ macro_rules! stored_as_text {
 stored_as_text!(
     EndedBy,
     KeyState,
+    PaidStatus,
     SessionStatus,
     SettlementStatus,
     SpaceStatus

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::audit;
 use super::sessions::Session;
 use super::{Db, StoreError, StoreResult, on_db};
+use crate::domain::session::PaidStatus;
 
 /// The key of the keyed hash by which the audit chain commits to plates (one row, made by
 /// the migration).
@@ -97,13 +98,16 @@ pub async fn latest_sessions(db: &Db, space_ids: &[Uuid]) -> StoreResult<Vec<Ses
     }
     let list = super::placeholders(1, space_ids.len());
     let columns = super::sessions::COLUMNS;
-    // Active sessions, and per space the stopped one that ended last.
+    // Active sessions (one index entry per space), and per space the stopped one that
+    // ended last: one seek of (space_id, ended_at) each, however long the space's history.
     let sql = format!(
         "select {columns} from session where space_id in ({list}) and status = 'active' \
          union all \
-         select {columns} from session s where s.space_id in ({list}) and s.status = 'stopped' \
-         and s.ended_at = (select max(t.ended_at) from session t \
-                           where t.space_id = s.space_id and t.status = 'stopped')"
+         select {columns} from session where session_id in ( \
+             select (select t.session_id from session t \
+                     where t.space_id = space.space_id and t.status = 'stopped' \
+                     order by t.ended_at desc limit 1) \
+             from space where space.space_id in ({list}))"
     );
     on_db!(db, pool => {
         let mut query = sqlx::query_as::<_, Session>(sqlx::AssertSqlSafe(sql));
@@ -138,7 +142,7 @@ pub struct Violation {
     pub note: Option<String>,
     pub warden: String,
     pub observed_at: DateTime<Utc>,
-    pub status_at_observation: String,
+    pub status_at_observation: PaidStatus,
     pub session_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
 }
@@ -147,11 +151,45 @@ const VIOLATION_COLUMNS: &str = "violation_id, space_id, lot_id, operator_id, pl
                                  warden, observed_at, status_at_observation, session_id, \
                                  created_at";
 
-/// Records a violation and its event in the audit chain, in one transaction. The event
-/// holds the plate's keyed hash, never the plate.
-pub async fn record_violation(db: &Db, v: &Violation, plate_hmac: &str) -> StoreResult<()> {
+/// Records a violation and its event in the audit chain, in one transaction, unless the
+/// space is paid for that vehicle (`Ok(None)`). What the space shows is read inside the
+/// transaction (PostgreSQL: the active session locked `for share`; SQLite: the write lock
+/// taken at `begin immediate`), so a start or a stop cannot slip between the check and the
+/// record. A session without a plate covers any vehicle. The event holds the plate's keyed
+/// hash, never the plate.
+pub async fn record_violation(
+    db: &Db,
+    mut v: Violation,
+    plate_hmac: &str,
+) -> StoreResult<Option<Violation>> {
+    let (begin, lock) = match db {
+        Db::Sqlite(_) => ("begin immediate", ""),
+        Db::Postgres(_) => ("begin", " for share"),
+    };
+    let sql = format!(
+        "select session_id, plate from session where space_id = $1 and status = 'active' \
+         and (ends_at is null or ends_at > $2){lock}"
+    );
     on_db!(db, pool => async {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_with(begin).await?;
+        let on_space: Option<(Uuid, Option<String>)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(v.space_id)
+                .bind(v.observed_at)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match on_space {
+            Some((_, None)) => return Ok(None),
+            Some((_, Some(plate))) if plate == v.plate => return Ok(None),
+            Some((session_id, Some(_))) => {
+                v.status_at_observation = PaidStatus::Paid;
+                v.session_id = Some(session_id);
+            }
+            None => {
+                v.status_at_observation = PaidStatus::Unpaid;
+                v.session_id = None;
+            }
+        }
         let (seq, _) = audit::append(
             &mut tx,
             v.observed_at,
@@ -182,14 +220,14 @@ pub async fn record_violation(db: &Db, v: &Violation, plate_hmac: &str) -> Store
             .bind(&v.note)
             .bind(&v.warden)
             .bind(v.observed_at)
-            .bind(&v.status_at_observation)
+            .bind(v.status_at_observation)
             .bind(v.session_id)
             .bind(v.created_at)
             .bind(seq)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok::<(), StoreError>(())
+        Ok::<Option<Violation>, StoreError>(Some(v))
     }
     .await)
 }

@@ -310,6 +310,25 @@ async fn violations_are_refused_for_the_paying_plate_and_listed(app: TestApp) {
         assert_eq!(refused.error_paths(), vec![path]);
     }
 
+    // A session without a plate covers whatever vehicle is on the space.
+    let anonymous = start_with(
+        &app,
+        &app.driver_token("no-plate"),
+        "np",
+        json!({"qr": qr[1]}),
+    )
+    .await;
+    assert_eq!(anonymous.status, StatusCode::CREATED, "{}", anonymous.text);
+    let covered = app
+        .post(
+            "/v1/enforcement/violations",
+            Some(&warden),
+            json!({"qr": qr[1], "plate": "AB999"}),
+        )
+        .await;
+    assert_eq!(covered.status, StatusCode::CONFLICT, "{}", covered.text);
+    assert_eq!(covered.problem_code(), "space_paid");
+
     let listed = app.get("/v1/enforcement/violations", Some(&warden)).await;
     let plates: Vec<&str> = listed.body["violations"]
         .as_array()
@@ -325,6 +344,21 @@ async fn violations_are_refused_for_the_paying_plate_and_listed(app: TestApp) {
         )
         .await;
     assert_eq!(ranged.body["violations"].as_array().unwrap().len(), 1);
+    for far in ["-5000-01-01T00:00:00Z", "+10000-01-01T00:00:00Z"] {
+        let refused = app
+            .get(
+                &format!("/v1/enforcement/violations?from={far}"),
+                Some(&warden),
+            )
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{far}: {}",
+            refused.text
+        );
+        assert_eq!(refused.error_paths(), vec!["$.from"]);
+    }
     let elsewhere = app
         .get(
             &format!("/v1/enforcement/violations?lot={}", uuid::Uuid::now_v7()),

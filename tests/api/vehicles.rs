@@ -177,6 +177,26 @@ async fn planned_ends_and_maximum_stays_end_sessions_by_themselves(app: TestApp)
         json!({"qr": qr[0], "stop_at": "noon"}),
     )
     .await;
+    // Instants no database stores exactly are refused too, never a server error.
+    for (i, far) in ["+10000-01-01T00:00:00Z", "1969-12-31T23:59:59Z"]
+        .iter()
+        .enumerate()
+    {
+        let refused = start_with(
+            &app,
+            &driver,
+            &format!("far-{i}"),
+            json!({"qr": qr[0], "stop_at": far}),
+        )
+        .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{far}: {}",
+            refused.text
+        );
+        assert_eq!(refused.error_paths(), vec!["$.stop_at"]);
+    }
     assert_eq!(garbled.error_paths(), vec!["$.stop_at"]);
 
     let planned = start_with(

@@ -20,11 +20,15 @@ use crate::domain::session::SessionStatus;
 use crate::domain::space::SpaceStatus;
 use crate::domain::tariff::Tariff;
 use crate::http::error::{ApiError, ErrorCode, FieldError, PROBLEM_JSON, ProblemBody};
-use crate::http::extract::{Driver, Json, parse_json};
+use crate::http::extract::{Driver, Json, parse_json, storable_instant};
 use crate::qr::resolve::{Genuine, resolve, token_of};
 use crate::store::idempotency::{self, Begin};
 use crate::store::sessions::{self, IdempotentAnswer, Session};
 use crate::store::tariffs;
+
+/// The furthest a planned end may lie when the tariff has no maximum stay: the longest
+/// interval a fee is priced over.
+const MAX_PLANNED_STAY: TimeDelta = TimeDelta::days(31);
 
 /// Start parking on the space a scanned code names.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -163,13 +167,22 @@ async fn begin_session(
     let leave_by = tariff
         .max_stay_minutes()
         .map(|minutes| now + TimeDelta::minutes(i64::from(minutes)));
-    if let Some(stop_at) = start.stop_at {
+    let stop_at = start
+        .stop_at
+        .map(|at| storable_instant(at, "$.stop_at"))
+        .transpose()
+        .map_err(|e| ApiError::validation(vec![e]))?;
+    if let Some(stop_at) = stop_at {
         let message = match leave_by {
             _ if stop_at <= now => Some("must be after the start".to_owned()),
             Some(leave_by) if stop_at > leave_by => Some(format!(
                 "must not be after leave_by ({}), the tariff's maximum stay",
                 leave_by.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             )),
+            // Without a maximum stay, as far ahead as a fee can be priced.
+            None if stop_at > now + MAX_PLANNED_STAY => {
+                Some("must be at most 31 days after the start".to_owned())
+            }
             _ => None,
         };
         if let Some(message) = message {
@@ -179,7 +192,7 @@ async fn begin_session(
             )]));
         }
     }
-    let ends_at = match (start.stop_at, leave_by) {
+    let ends_at = match (stop_at, leave_by) {
         (Some(planned), _) => Some(planned),
         (None, leave_by) => leave_by,
     };
@@ -202,7 +215,7 @@ async fn begin_session(
         updated_at: now,
         plate: plate.as_ref().map(|p| p.as_str().to_owned()),
         plate_erased_at: None,
-        stop_at: start.stop_at,
+        stop_at,
         ends_at,
         ended_by: None,
         stop_reason: None,

@@ -12,7 +12,7 @@ use crate::domain::money::Money;
 use crate::domain::session::{EndedBy, SessionStatus};
 use crate::domain::text;
 use crate::http::error::{ApiError, FieldError, ProblemBody};
-use crate::http::extract::{IdPath, Json, Operator, Query};
+use crate::http::extract::{IdPath, Json, Operator, Query, storable_instants};
 use crate::sessions::Claim;
 use crate::store::lots;
 use crate::store::sessions::{self, Session, SessionFilter};
@@ -113,8 +113,9 @@ fn operator_view(session: Session) -> Result<OperatorSessionView, ApiError> {
 pub async fn list_sessions(
     State(state): State<AppState>,
     operator: Operator,
-    Query(query): Query<SessionQuery>,
+    Query(mut query): Query<SessionQuery>,
 ) -> Result<axum::Json<OperatorSessionList>, ApiError> {
+    storable_instants([(&mut query.from, "$.from"), (&mut query.to, "$.to")])?;
     if let Some(lot_id) = query.lot {
         lots::get(&state.db, operator.operator_id, lot_id)
             .await?

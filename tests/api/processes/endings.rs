@@ -26,8 +26,9 @@ pub(super) async fn planned_endings_happen_once_over_three_processes(app: TestAp
     let qrs = lot(&servers[0].base, &key, charged_tariff(), &codes).await;
     let client = client();
 
-    // Every session plans to end at the same instant, a few seconds from now.
-    let due = whole_millis(Utc::now() + TimeDelta::seconds(4));
+    // Every session plans to end at the same instant, a few seconds from now (time enough
+    // to start them all even on a busy machine).
+    let due = whole_millis(Utc::now() + TimeDelta::seconds(10));
     let mut ids = Vec::new();
     for (i, qr) in qrs.iter().enumerate() {
         let token = shared.driver_token(&format!("ender-{i}"));
@@ -45,6 +46,10 @@ pub(super) async fn planned_endings_happen_once_over_three_processes(app: TestAp
         ids.push((token, started.body["id"].as_str().unwrap().to_owned()));
     }
 
+    assert!(
+        Utc::now() < due,
+        "the starts took longer than the margin before the due instant"
+    );
     // At the due instant, every other driver taps Stop too, on some process.
     tokio::time::sleep((due - Utc::now()).to_std().unwrap_or_default()).await;
     let mut stops = JoinSet::new();
