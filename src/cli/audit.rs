@@ -56,6 +56,13 @@ pub enum AuditCommand {
     },
     /// Print the JWKS that verifies checkpoints and QR codes.
     Jwks,
+    /// Print the keyed hash (`plate_hmac`) by which the audit chain commits to a plate, to
+    /// find a vehicle's events or check a plate against them (reads the key from the
+    /// database: the city's auditors run it, nobody else holds the key).
+    Plate {
+        /// The plate as written anywhere (`沪A 12345`); it is normalised first.
+        plate: String,
+    },
 }
 
 pub async fn export(config: Config, args: ExportArgs) -> anyhow::Result<()> {
@@ -219,6 +226,19 @@ fn read_checkpoint(path: &std::path::Path) -> anyhow::Result<serde_json::Value> 
 
 pub async fn run(config: Config, command: AuditCommand) -> anyhow::Result<()> {
     match command {
+        AuditCommand::Plate { plate } => {
+            let plate = crate::domain::plate::Plate::parse(&plate)
+                .with_context(|| format!("{plate:?} is not a plate"))?;
+            let db = super::serve::open_database(&config).await?;
+            let key = crate::store::vehicles::plate_key(&db).await?;
+            db.close().await;
+            println!(
+                "{}\t{}",
+                plate,
+                crate::domain::audit::hex(&plate.keyed_hash(&key))
+            );
+            Ok(())
+        }
         AuditCommand::Jwks => {
             let db = super::serve::open_database(&config).await?;
             let state = super::serve::state(config, db).await?;

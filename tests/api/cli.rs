@@ -352,3 +352,33 @@ async fn qr_sheet_writes_every_space_of_a_lot() {
     );
     assert!(!missing.status.success());
 }
+
+#[tokio::test]
+async fn audit_plate_prints_the_keyed_hash_the_chain_holds() {
+    let dir = TempDir::new();
+    let migrated = qrpark(&dir, &["migrate"]);
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    let out = qrpark(&dir, &["audit", "plate", "沪a 123-45"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8(out.stdout).unwrap();
+    let (plate, hmac) = line.trim_end().split_once('\t').expect("plate TAB hash");
+    assert_eq!(plate, "沪A12345");
+    let url = format!("sqlite://{}", dir.0.join("cli.db").display());
+    let db = Db::connect(&url, 1).await.unwrap();
+    let key = qrpark::store::vehicles::plate_key(&db).await.unwrap();
+    db.close().await;
+    let expected = qrpark::domain::plate::Plate::parse("沪A12345")
+        .unwrap()
+        .keyed_hash(&key);
+    assert_eq!(hmac, qrpark::domain::audit::hex(&expected));
+    let refused = qrpark(&dir, &["audit", "plate", "not a plate!"]);
+    assert!(!refused.status.success());
+}
