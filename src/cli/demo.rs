@@ -232,9 +232,12 @@ fn welcome(addr: std::net::SocketAddr, public_url: &str, seeded: &Seeded) {
          curl -H 'Content-Type: application/json' -d '{{\"start\":\"2026-09-29T09:00:00+08:00\",\"end\":\"2026-09-29T11:30:00+08:00\"}}' {base}/v1/lots/{id}/quote\n\n\
          A demo driver token (the development city identity provider, demo only):\n  \
          curl -H 'Content-Type: application/json' -d '{{\"subject\":\"driver-1\"}}' {base}/v1/demo/token\n\
-         then start parking with the code above:\n  \
+         then start parking with the code above (the demo lot requires the vehicle's plate):\n  \
          curl -H \"Authorization: Bearer $TOKEN\" -H 'Idempotency-Key: tap-1' -H 'Content-Type: application/json' \\\n       \
-         -d '{{\"qr\":\"<the token after /q/>\"}}' {base}/v1/sessions\n\n\
+         -d '{{\"qr\":\"<the token after /q/>\",\"plate\":\"沪A12345\"}}' {base}/v1/sessions\n\n\
+         Wardens: {base}/warden (sign in as a demo warden), or with a token of the warden role:\n  \
+         curl -H 'Content-Type: application/json' -d '{{\"subject\":\"warden-1\",\"roles\":[\"warden\"]}}' {base}/v1/demo/token\n  \
+         curl -H \"Authorization: Bearer $WARDEN\" '{base}/v1/enforcement/check?plate=沪A12345'\n\n\
          Stop with Ctrl-C.",
         key = seeded.api_key,
         lot = seeded.lot_name,
