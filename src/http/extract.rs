@@ -303,6 +303,24 @@ impl FromRequestParts<AppState> for Driver {
     }
 }
 
+/// A city identity holding one of `roles`; 401 without a good token, 403 without the role.
+async fn with_role(
+    parts: &mut Parts,
+    state: &AppState,
+    roles: &[&str],
+    needs: &str,
+) -> Result<CityIdentity, ApiError> {
+    let Driver(identity) = Driver::from_request_parts(parts, state).await?;
+    if identity.roles.iter().any(|r| roles.contains(&r.as_str())) {
+        Ok(identity)
+    } else {
+        Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("this needs a city identity with {needs}"),
+        ))
+    }
+}
+
 /// A city auditor: a city identity whose `roles` contain `auditor`.
 #[derive(Debug, Clone)]
 pub struct Auditor(pub CityIdentity);
@@ -310,19 +328,10 @@ pub struct Auditor(pub CityIdentity);
 impl FromRequestParts<AppState> for Auditor {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let Driver(identity) = Driver::from_request_parts(parts, state).await?;
-        if identity.is_auditor() {
-            Ok(Auditor(identity))
-        } else {
-            Err(ApiError::new(
-                ErrorCode::Forbidden,
-                "this needs a city identity with the auditor role",
-            ))
-        }
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        with_role(parts, state, &["auditor"], "the auditor role")
+            .await
+            .map(Auditor)
     }
 }
 
@@ -334,19 +343,10 @@ pub struct Warden(pub CityIdentity);
 impl FromRequestParts<AppState> for Warden {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let Driver(identity) = Driver::from_request_parts(parts, state).await?;
-        if has_role(&identity, "warden") {
-            Ok(Warden(identity))
-        } else {
-            Err(ApiError::new(
-                ErrorCode::Forbidden,
-                "this needs a city identity with the warden role",
-            ))
-        }
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        with_role(parts, state, &["warden"], "the warden role")
+            .await
+            .map(Warden)
     }
 }
 
@@ -357,24 +357,16 @@ pub struct WardenOrAuditor(pub CityIdentity);
 impl FromRequestParts<AppState> for WardenOrAuditor {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let Driver(identity) = Driver::from_request_parts(parts, state).await?;
-        if has_role(&identity, "warden") || identity.is_auditor() {
-            Ok(WardenOrAuditor(identity))
-        } else {
-            Err(ApiError::new(
-                ErrorCode::Forbidden,
-                "this needs a city identity with the warden or the auditor role",
-            ))
-        }
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        with_role(
+            parts,
+            state,
+            &["warden", "auditor"],
+            "the warden or the auditor role",
+        )
+        .await
+        .map(WardenOrAuditor)
     }
-}
-
-fn has_role(identity: &CityIdentity, role: &str) -> bool {
-    identity.roles.iter().any(|r| r == role)
 }
 
 /// The credential of an `Authorization: Bearer ...` header, if there is one.

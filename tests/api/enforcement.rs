@@ -368,17 +368,16 @@ async fn violations_are_refused_for_the_paying_plate_and_listed(app: TestApp) {
     assert_eq!(elsewhere.body["violations"], json!([]));
 
     // Each is in the audit chain, committed to by the plate's keyed hash only.
-    let sql = "select payload from audit_event where kind = 'violation.recorded' order by seq";
-    let payloads: Vec<String> = match &app.db {
-        qrpark::store::Db::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
-        qrpark::store::Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
-    };
+    let payloads = app.audit_payloads("violation.recorded").await;
     assert_eq!(payloads.len(), 2);
-    assert!(
-        payloads
-            .iter()
-            .all(|p| !p.contains("AB123") && p.contains("plate_hmac"))
-    );
+    for payload in &payloads {
+        assert!(!payload.to_string().contains("AB123"), "{payload}");
+        assert_eq!(
+            payload["plate_hmac"].as_str().map(str::len),
+            Some(64),
+            "{payload}"
+        );
+    }
 }
 
 async fn proofs_verify_with_the_jwks_alone_and_end_with_the_session(app: TestApp) {

@@ -245,6 +245,20 @@ impl TestApp {
         }
     }
 
+    /// The payloads of the audit chain's events of `kind`, in chain order.
+    pub async fn audit_payloads(&self, kind: &str) -> Vec<Value> {
+        let sql = "select payload from audit_event where kind = $1 order by seq";
+        let texts: Vec<String> = match &self.db {
+            Db::Sqlite(pool) => sqlx::query_scalar(sql).bind(kind).fetch_all(pool).await,
+            Db::Postgres(pool) => sqlx::query_scalar(sql).bind(kind).fetch_all(pool).await,
+        }
+        .expect("read the audit chain");
+        texts
+            .iter()
+            .map(|t| serde_json::from_str(t).expect("payloads are JSON"))
+            .collect()
+    }
+
     /// What the app's clock shows: the one clock of every test's writes and reads.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()

@@ -283,12 +283,8 @@ async fn planned_ends_and_maximum_stays_end_sessions_by_themselves(app: TestApp)
 }
 
 /// How many `session.stopped` events the audit chain holds.
-async fn stop_events(app: &TestApp) -> i64 {
-    let sql = "select count(*) from audit_event where kind = 'session.stopped'";
-    match &app.db {
-        qrpark::store::Db::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
-        qrpark::store::Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
-    }
+async fn stop_events(app: &TestApp) -> usize {
+    app.audit_payloads("session.stopped").await.len()
 }
 
 async fn a_drivers_stop_after_the_due_instant_answers_the_same_ending(app: TestApp) {
@@ -371,12 +367,7 @@ async fn operators_stop_sessions_with_a_reason(app: TestApp) {
     assert_eq!(seen.body["ended_by"], "operator");
     assert_eq!(seen.body["settlement"]["status"], "settled");
     // The reason is in the audit chain with the stop.
-    let sql = "select payload from audit_event where kind = 'session.stopped'";
-    let payload: String = match &app.db {
-        qrpark::store::Db::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
-        qrpark::store::Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
-    };
-    let payload: Value = serde_json::from_str(&payload).unwrap();
+    let payload = app.audit_payloads("session.stopped").await.remove(0);
     assert_eq!(payload["ended_by"], "operator");
     assert_eq!(payload["reason"], "blocking the fire exit");
     assert_ledger_balanced(&app).await;
@@ -461,13 +452,12 @@ async fn plates_are_erased_after_their_retention_and_the_chain_holds(app: TestAp
     assert_eq!(recent.body["plate"], "沪B54321");
 
     // The chain committed to the plate by its keyed hash, which still checks against it.
-    let sql = "select payload from audit_event where kind = 'session.started' order by seq";
-    let payloads: Vec<String> = match &app.db {
-        qrpark::store::Db::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
-        qrpark::store::Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
-    };
-    let first: Value = serde_json::from_str(&payloads[0]).unwrap();
-    assert!(!payloads[0].contains("A12345"), "the chain holds no plate");
+    let payloads = app.audit_payloads("session.started").await;
+    let first = &payloads[0];
+    assert!(
+        !first.to_string().contains("A12345"),
+        "the chain holds no plate"
+    );
     let plate = qrpark::domain::plate::Plate::parse("沪A12345").unwrap();
     let expected = qrpark::domain::audit::hex(&plate.keyed_hash(&app.state.plate_key));
     assert_eq!(first["plate_hmac"], expected);
