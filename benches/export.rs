@@ -2,9 +2,10 @@
 //! SQLite and (when `QRPARK_BENCH_POSTGRES_URL` is set) PostgreSQL.
 //!
 //! `QRPARK_BENCH_SESSIONS` sets the number of stopped sessions (default 1,000,000). The
-//! sessions are seeded with SQL, as qrpark writes them: time-ordered (v7) ids, one
-//! settlement each, statistics gathered; then one export of the whole range is streamed
-//! into a counting sink, as `GET /v1/audit/sessions` streams it to a client.
+//! sessions are seeded with SQL, as qrpark writes them: time-ordered (v7) ids, a plate
+//! with its province character (the demo lot requires plates), one settlement each,
+//! statistics gathered; then one export of the whole range is streamed into a counting
+//! sink, as `GET /v1/audit/sessions` streams it to a client.
 //! Run: `cargo bench --bench export` (`QRPARK_BENCH_SKIP_SQLITE=1`: PostgreSQL only).
 
 use std::str::FromStr;
@@ -44,14 +45,14 @@ async fn seed(db: &Db, sessions: i64) -> QrSigningKey {
                 "with recursive n(i) as (select 1 union all select i + 1 from n where i < {sessions}) \
                  insert into session (session_id, lot_id, space_id, operator_id, driver, tariff_id, \
                  tariff_version, currency, status, started_at, ended_at, fee_minor, fee_lines, \
-                 created_at, updated_at, audit_seq, audit_hash, ended_by) \
+                 created_at, updated_at, audit_seq, audit_hash, ended_by, plate) \
                  select unhex(printf('%012x7000%016x', (1790000000 + i * 2) * 1000, i)), lot.lot_id, \
                  (select space_id from space where lot_id = lot.lot_id limit 1), lot.operator_id, \
                  'driver-' || (i % 5000), tariff.tariff_id, 1, 'CNY', 'stopped', \
                  strftime('%Y-%m-%dT%H:%M:%S+00:00', 1790000000 + i * 2, 'unixepoch'), \
                  strftime('%Y-%m-%dT%H:%M:%S+00:00', 1790007200 + i * 2, 'unixepoch'), \
                  2500, '{fee}', '2026-09-29T02:00:00+00:00', '2026-09-29T02:00:00+00:00', 1000 + i, randomblob(32), \
-                 'driver' \
+                 'driver', '沪A' || printf('%05d', i % 100000) \
                  from n, lot join tariff on tariff.lot_id = lot.lot_id where lot.lot_id = $1"
             );
             sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -76,14 +77,15 @@ async fn seed(db: &Db, sessions: i64) -> QrSigningKey {
             let sql = format!(
                 "insert into session (session_id, lot_id, space_id, operator_id, driver, tariff_id, \
                  tariff_version, currency, status, started_at, ended_at, fee_minor, fee_lines, \
-                 created_at, updated_at, audit_seq, audit_hash, ended_by) \
+                 created_at, updated_at, audit_seq, audit_hash, ended_by, plate) \
                  select (lpad(to_hex((1790000000 + i * 2) * 1000::bigint), 12, '0') || '7000' \
                  || lpad(to_hex(i), 16, '0'))::uuid, lot.lot_id, \
                  (select space_id from space where lot_id = lot.lot_id limit 1), lot.operator_id, \
                  'driver-' || (i % 5000), tariff.tariff_id, 1, 'CNY', 'stopped', \
                  to_timestamp(1790000000 + i * 2), to_timestamp(1790007200 + i * 2), \
                  2500, '{fee}', now(), now(), 1000 + i, \
-                 decode(md5(i::text) || md5((-i)::text), 'hex'), 'driver' \
+                 decode(md5(i::text) || md5((-i)::text), 'hex'), 'driver', \
+                 '沪A' || lpad((i % 100000)::text, 5, '0') \
                  from generate_series(1, {sessions}) as i, lot join tariff on tariff.lot_id = lot.lot_id \
                  where lot.lot_id = $1"
             );

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde_json::{Map, Value};
 
-use super::export::{COLUMNS, Format, record_canonical};
+use super::export::{Format, record_canonical};
 use crate::domain::audit::{GENESIS, canonical_json, chain_hash, hex, parse_hash};
 
 /// What a sound export holds.
@@ -130,35 +130,21 @@ struct Parsed {
     checkpoint: Option<Value>,
 }
 
+/// The columns a CSV export's first line names, if it is such a header: plain names
+/// (`a-z`, `_`) separated by commas.
+fn csv_header(text: &str) -> Option<Vec<&str>> {
+    let (first, _) = text.split_once('\n')?;
+    let columns: Vec<&str> = first.split(',').collect();
+    columns
+        .iter()
+        .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        .then_some(columns)
+}
+
 /// Reads an export file.
 fn records(text: &str) -> Result<Parsed, String> {
-    let header = COLUMNS.join(",");
-    if let Some(body) = text
-        .strip_prefix(header.as_str())
-        .and_then(|rest| rest.strip_prefix('\n'))
-    {
-        let mut out = Vec::new();
-        for (line, fields) in csv_records(body) {
-            let line = line + 1;
-            if fields.len() != COLUMNS.len() {
-                return Err(format!(
-                    "line {line}: {} fields, expected {}",
-                    fields.len(),
-                    COLUMNS.len()
-                ));
-            }
-            let record: Map<String, Value> = COLUMNS
-                .iter()
-                .zip(fields)
-                .map(|(c, f)| ((*c).to_owned(), Value::String(f)))
-                .collect();
-            out.push((line, Value::Object(record)));
-        }
-        return Ok(Parsed {
-            format: Format::Csv,
-            records: out,
-            checkpoint: None,
-        });
+    if let Some(columns) = csv_header(text) {
+        return csv(text, &columns);
     }
     let lines = text.lines().enumerate().filter(|(_, l)| !l.is_empty());
     let mut out = Vec::new();
@@ -181,6 +167,48 @@ fn records(text: &str) -> Result<Parsed, String> {
         format: Format::Jsonl,
         records: out,
         checkpoint,
+    })
+}
+
+/// Reads a CSV export by the columns its header names. The chain covers whatever columns
+/// a record has, so exports written before a column was added (`plate` and `ended_by`
+/// were) verify as they were written; a column removed, added or renamed afterwards
+/// changes every hash.
+fn csv(text: &str, columns: &[&str]) -> Result<Parsed, String> {
+    for (i, column) in columns.iter().enumerate() {
+        if columns[..i].contains(column) {
+            return Err(format!("line 1: the header names `{column}` twice"));
+        }
+    }
+    for chain in ["prev_hash", "hash"] {
+        if !columns.contains(&chain) {
+            return Err(format!(
+                "line 1: the header has no `{chain}` column: not a qrpark export"
+            ));
+        }
+    }
+    let body = &text[text.find('\n').map_or(text.len(), |end| end + 1)..];
+    let mut out = Vec::new();
+    for (line, fields) in csv_records(body) {
+        let line = line + 1;
+        if fields.len() != columns.len() {
+            return Err(format!(
+                "line {line}: {} fields, expected {}",
+                fields.len(),
+                columns.len()
+            ));
+        }
+        let record: Map<String, Value> = columns
+            .iter()
+            .zip(fields)
+            .map(|(c, f)| ((*c).to_owned(), Value::String(f)))
+            .collect();
+        out.push((line, Value::Object(record)));
+    }
+    Ok(Parsed {
+        format: Format::Csv,
+        records: out,
+        checkpoint: None,
     })
 }
 
@@ -275,4 +303,118 @@ pub fn verify(
         head: hex(&prev),
         kid: body["kid"].as_str().unwrap_or_default().to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::audit::export::{COLUMNS, Range, checkpoint};
+    use crate::domain::qr_token::QrSigningKey;
+
+    /// The columns of exports written before `plate` and `ended_by` were added.
+    const FIRST_COLUMNS: &[&str] = &[
+        "session_id",
+        "operator_id",
+        "lot_id",
+        "space_code",
+        "driver",
+        "started_at",
+        "ended_at",
+        "currency",
+        "fee_total",
+        "tariff_version",
+        "settlement_status",
+        "settlement_reference",
+        "audit_seq",
+        "audit_hash",
+        "prev_hash",
+        "hash",
+    ];
+
+    /// A value for each column a record may have.
+    fn value(column: &str, n: usize) -> String {
+        match column {
+            "session_id" => format!("00000000-0000-7000-8000-{n:012}"),
+            "plate" if n == 2 => String::new(),
+            "plate" => "沪A12345".to_owned(),
+            "ended_by" => "planned".to_owned(),
+            "fee_total" => "10.00".to_owned(),
+            other => format!("{other}-{n}"),
+        }
+    }
+
+    /// A CSV export of three records with `columns`, chained as the exporter chains them,
+    /// and its signed checkpoint.
+    fn csv_export(columns: &[&str], key: &QrSigningKey) -> (String, Value) {
+        let mut text = format!("{}\n", columns.join(","));
+        let mut prev = GENESIS;
+        for n in 1..=3 {
+            let record: Map<String, Value> = columns
+                .iter()
+                .filter(|c| !["prev_hash", "hash"].contains(c))
+                .map(|c| ((*c).to_owned(), json!(value(c, n))))
+                .collect();
+            let hash = chain_hash(
+                &prev,
+                &record_canonical(&Value::Object(record), Format::Csv),
+            );
+            let fields: Vec<String> = columns
+                .iter()
+                .map(|c| match *c {
+                    "prev_hash" => hex(&prev),
+                    "hash" => hex(&hash),
+                    other => value(other, n),
+                })
+                .collect();
+            text.push_str(&fields.join(","));
+            text.push('\n');
+            prev = hash;
+        }
+        let range = Range {
+            from: "2026-09-29T00:00:00Z".parse().unwrap(),
+            to: "2026-09-30T00:00:00Z".parse().unwrap(),
+            operator: None,
+            lot: None,
+        };
+        let checkpoint = checkpoint(Format::Csv, &range, 3, &prev, key);
+        (text, checkpoint)
+    }
+
+    #[test]
+    fn csv_exports_verify_by_the_columns_they_were_written_with() {
+        let key = QrSigningKey::from_seed("k1", &[7; 32]);
+        let (first, checkpoint) = csv_export(FIRST_COLUMNS, &key);
+        let keys = embedded_keys(&checkpoint);
+        let verified = verify(&first, Some(&checkpoint), &keys, None).expect("verifies");
+        assert_eq!(verified.records, 3);
+        let (text, checkpoint) = csv_export(COLUMNS, &key);
+        let verified = verify(&text, Some(&checkpoint), &keys, None).expect("verifies");
+        assert_eq!(verified.records, 3);
+
+        // A column taken out of every record (the plates, say) breaks the chain.
+        let plate = COLUMNS.iter().position(|c| *c == "plate").unwrap();
+        let without: String = text
+            .lines()
+            .map(|line| {
+                let mut fields: Vec<&str> = line.split(',').collect();
+                fields.remove(plate);
+                fields.join(",") + "\n"
+            })
+            .collect();
+        let problem = verify(&without, Some(&checkpoint), &keys, None).expect_err("altered");
+        assert!(
+            problem.contains("record 1") && problem.contains("altered"),
+            "{problem}"
+        );
+
+        // Headers that no export writes.
+        let twice = text.replacen("ended_by", "plate", 1);
+        let problem = verify(&twice, Some(&checkpoint), &keys, None).expect_err("twice");
+        assert!(problem.contains("names `plate` twice"), "{problem}");
+        let unchained = text.replacen(",hash\n", ",digest\n", 1);
+        let problem = verify(&unchained, Some(&checkpoint), &keys, None).expect_err("no hash");
+        assert!(problem.contains("no `hash` column"), "{problem}");
+    }
 }

@@ -19,11 +19,11 @@ pub fn canonical_json(value: &Value) -> String {
 
 /// Appends `text` as a JSON string, escaped exactly as [`canonical_json`] escapes it.
 pub fn write_string(text: &str, out: &mut String) {
-    // serde_json escapes exactly as JSON requires; plain text (the common case) is copied.
-    if text
-        .bytes()
-        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
-    {
+    // serde_json escapes exactly as JSON requires: control characters, `"` and `\`, and
+    // nothing else (not DEL, not multibyte characters, whose bytes are all above 0x7f).
+    // Text without those (the common case, plates like `沪A12345` included) is copied
+    // without allocating.
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
         out.push('"');
         out.push_str(text);
         out.push('"');
@@ -451,6 +451,15 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn strings_are_escaped_as_serde_json_escapes_them(
+            text in "\\PC{0,8}|[\\x00-\\x20\"\\\\/\\x7f\u{80}\u{a0}é中沪\u{2028}\u{1f697}]{0,8}",
+        ) {
+            let mut out = String::new();
+            write_string(&text, &mut out);
+            proptest::prop_assert_eq!(out, serde_json::to_string(&text).unwrap());
+        }
+
         #[test]
         fn canonical_json_is_always_recognised(value in json_value(false)) {
             proptest::prop_assert!(is_canonical(&canonical_json(&value)));

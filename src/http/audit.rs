@@ -36,7 +36,7 @@ pub struct ExportQuery {
     /// Sessions that ended at or after this instant (RFC 3339; default: the beginning).
     pub from: Option<String>,
     /// ...and before this one (default: now). A range wholly in the past exports
-    /// byte-identically every time.
+    /// byte-identically every time, until retention erases its plates (then `null`).
     pub to: Option<String>,
     /// Only this operator's lots.
     pub operator: Option<Uuid>,

@@ -18,16 +18,18 @@ use crate::domain::money::Money;
 use crate::store::export::Stored;
 
 /// A record's keys in sorted order: the order of its canonical form.
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 17] = [
     "audit_hash",
     "audit_seq",
     "currency",
     "driver",
     "ended_at",
+    "ended_by",
     "fee",
     "fee_total",
     "lot_id",
     "operator_id",
+    "plate",
     "session_id",
     "settlement_reference",
     "settlement_status",
@@ -37,7 +39,7 @@ const KEYS: [&str; 15] = [
 ];
 
 /// The breakdown travels in JSONL only.
-const FEE: usize = 5;
+const FEE: usize = 6;
 
 /// A value of a record, before it is written as JSON or as CSV text.
 enum Field<'a> {
@@ -125,6 +127,7 @@ pub(super) struct Encoder {
 impl Encoder {
     pub fn new(format: Format, prev: [u8; 32]) -> Self {
         debug_assert!(KEYS.is_sorted());
+        debug_assert_eq!(KEYS[FEE], "fee");
         let before = |chain_key: &str| {
             KEYS.iter()
                 .position(|key| *key > chain_key)
@@ -238,7 +241,7 @@ impl Encoder {
         &mut self,
         s: &Stored<'a>,
         scratch: &mut String,
-    ) -> anyhow::Result<[Field<'a>; 15]> {
+    ) -> anyhow::Result<[Field<'a>; KEYS.len()]> {
         let currency = match &self.currency {
             Some((code, currency)) if code == s.currency => *currency,
             _ => {
@@ -287,10 +290,12 @@ impl Encoder {
             Field::Text(s.currency),
             Field::Text(s.driver),
             ended_at,
+            Field::Text(s.ended_by.as_str()),
             fee,
             fee_total,
             lot_id,
             operator_id,
+            Field::text(s.plate),
             session_id,
             Field::text(s.settlement_reference),
             Field::text(s.settlement_status),
@@ -310,6 +315,7 @@ mod tests {
     use super::*;
     use crate::audit::export::record_canonical;
     use crate::domain::audit::{GENESIS, hex, instant};
+    use crate::domain::session::EndedBy;
 
     /// The record as its definition reads: a JSON object of the stored values, hashed in
     /// canonical form; the JSONL line is its canonical form with the chain fields, the CSV
@@ -332,6 +338,8 @@ mod tests {
         record.insert("settlement_reference".into(), json!(s.settlement_reference));
         record.insert("audit_seq".into(), json!(s.audit_seq));
         record.insert("audit_hash".into(), json!(s.audit_hash.map(|h| hex(&h))));
+        record.insert("plate".into(), json!(s.plate));
+        record.insert("ended_by".into(), json!(s.ended_by));
         if format == Format::Jsonl {
             let fee: Value = s
                 .fee
@@ -366,6 +374,91 @@ mod tests {
         "[a-zA-Z0-9 ,;:\"\\-\n\r\t\u{1}\u{7f}é中]{1,12}"
     }
 
+    /// Plates as qrpark stores them (a province character is three bytes of UTF-8), and
+    /// any other text, which the encoder must write as faithfully.
+    fn plate() -> impl Strategy<Value = String> {
+        prop_oneof!["[沪京粤川]?[A-Z0-9]{2,10}", text()]
+    }
+
+    fn ending() -> impl Strategy<Value = EndedBy> {
+        proptest::sample::select(EndedBy::ALL)
+    }
+
+    /// A stopped session of the demo lot, for the cases written out by hand.
+    fn stored<'a>(plate: Option<&'a str>, ended_by: EndedBy) -> Stored<'a> {
+        let started_at = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        Stored {
+            session_id: Uuid::from_u128(1),
+            operator_id: Uuid::from_u128(2),
+            lot_id: Uuid::from_u128(3),
+            space_code: "A-1",
+            driver: "driver-1",
+            started_at,
+            ended_at: Some(started_at + chrono::TimeDelta::hours(1)),
+            currency: "CNY",
+            fee_minor: Some(1000),
+            tariff_version: 1,
+            fee: Some(r#"{"total":"10.00"}"#),
+            settlement_status: Some("settled"),
+            settlement_reference: Some("QP-1"),
+            audit_seq: 9,
+            audit_hash: Some([0xab; 32]),
+            plate,
+            ended_by,
+        }
+    }
+
+    fn line(format: Format, stored: &Stored<'_>) -> String {
+        let mut line = String::new();
+        Encoder::new(format, GENESIS)
+            .line(stored, &mut line)
+            .unwrap();
+        line
+    }
+
+    #[test]
+    fn the_plate_and_the_ending_sit_in_key_order_and_at_the_end_of_csv() {
+        let planned = stored(Some("沪AD12345"), EndedBy::Planned);
+        let jsonl = line(Format::Jsonl, &planned);
+        assert!(
+            jsonl.contains(
+                r#""ended_at":"2026-09-21T15:13:20.000000Z","ended_by":"planned","fee":{"#
+            ),
+            "{jsonl}"
+        );
+        assert!(
+            jsonl.contains(
+                r#""operator_id":"00000000-0000-0000-0000-000000000002","plate":"沪AD12345","prev_hash":"#
+            ),
+            "{jsonl}"
+        );
+        let record: Value = serde_json::from_str(&jsonl).unwrap();
+        assert_eq!(format!("{}\n", canonical_json(&record)), jsonl);
+        let csv = line(Format::Csv, &planned);
+        let tail = format!(
+            ",QP-1,9,{},沪AD12345,planned,{},",
+            "ab".repeat(32),
+            hex(&GENESIS)
+        );
+        assert!(csv.contains(&tail), "{csv}");
+
+        // No plate (none given, or erased): null in JSON, an empty cell in CSV.
+        let plain = stored(None, EndedBy::MaxStay);
+        let jsonl = line(Format::Jsonl, &plain);
+        assert!(jsonl.contains(r#""ended_by":"max_stay","#), "{jsonl}");
+        assert!(jsonl.contains(r#""plate":null,"prev_hash""#), "{jsonl}");
+        let csv = line(Format::Csv, &plain);
+        assert!(
+            csv.contains(&format!("{},,max_stay,", "ab".repeat(32))),
+            "{csv}"
+        );
+        // Which is not the same record as one with a plate.
+        assert_ne!(
+            line(Format::Csv, &stored(Some("B123XYZ"), EndedBy::MaxStay)),
+            csv
+        );
+    }
+
     proptest! {
         #[test]
         fn lines_are_the_records_definition(
@@ -379,6 +472,8 @@ mod tests {
             hash in proptest::option::of(any::<[u8; 32]>()),
             canonical_fee: bool,
             jsonl: bool,
+            plate in proptest::option::of(plate()),
+            ended_by in ending(),
         ) {
             let fee_value = json!({"total": "1.50", "lines": [{"rule": driver, "increments": 3}], "currency": "CNY"});
             let fee = if canonical_fee {
@@ -403,6 +498,8 @@ mod tests {
                 settlement_reference: reference_text.as_deref(),
                 audit_seq: seq,
                 audit_hash: hash,
+                plate: plate.as_deref(),
+                ended_by,
             };
             let format = if jsonl { Format::Jsonl } else { Format::Csv };
             let mut encoder = Encoder::new(format, GENESIS);

@@ -59,6 +59,9 @@ pub const COLUMNS: &[&str] = &[
     "settlement_reference",
     "audit_seq",
     "audit_hash",
+    // Added after the first release: appended, so every earlier column keeps its place.
+    "plate",
+    "ended_by",
     "prev_hash",
     "hash",
 ];

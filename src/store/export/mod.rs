@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 use super::{Db, StoreResult, on_db};
 use crate::config::Backend;
+use crate::domain::session::EndedBy;
 
 mod postgres;
 mod sqlite;
@@ -64,6 +65,9 @@ pub struct Stored<'a> {
     pub settlement_reference: Option<&'a str>,
     pub audit_seq: i64,
     pub audit_hash: Option<[u8; 32]>,
+    /// The normalised plate; `None` when none was given or retention erased it.
+    pub plate: Option<&'a str>,
+    pub ended_by: EndedBy,
 }
 
 /// Where [`for_each`] hands the records.
@@ -95,7 +99,7 @@ const PAGE: usize = 1000;
 /// The columns of a record, in [`Stored`]'s order.
 const COLUMNS: &str = "s.session_id, s.operator_id, s.lot_id, sp.code, s.driver, \
     s.started_at, s.ended_at, s.currency, s.fee_minor, s.tariff_version, s.fee_lines, \
-    st.status, st.reference, s.audit_seq, s.audit_hash";
+    st.status, st.reference, s.audit_seq, s.audit_hash, s.plate, s.ended_by";
 
 /// The range's records in chain order, from the first chain position `$5` to the last
 /// `$6` (found with [`bounds_sql`] in the same snapshot, so a narrow range in a long chain

@@ -3,8 +3,9 @@
 use sqlx::Row as _;
 use sqlx::postgres::PgRow;
 
-use super::{PAGE, Range, Records, Stored, bounds_sql, records_sql};
+use super::{PAGE, Range, Records, Stored, bounds_sql, records_sql, required};
 use crate::config::Backend;
+use crate::domain::session::EndedBy;
 
 fn record(row: &PgRow) -> anyhow::Result<Stored<'_>> {
     let audit_hash: Option<&[u8]> = row.try_get(14)?;
@@ -24,6 +25,8 @@ fn record(row: &PgRow) -> anyhow::Result<Stored<'_>> {
         settlement_reference: row.try_get(12)?,
         audit_seq: row.try_get(13)?,
         audit_hash: audit_hash.map(<[u8; 32]>::try_from).transpose()?,
+        plate: row.try_get(15)?,
+        ended_by: required(row.try_get::<Option<EndedBy>, _>(16)?, "ending")?,
     })
 }
 

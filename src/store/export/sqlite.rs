@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::sqlite_values::{self, bind_id, bind_instant};
 use super::{PAGE, Range, Records, Stored, bounds_sql, records_sql, required};
 use crate::config::Backend;
+use crate::domain::session::EndedBy;
 
 /// Hands every record of the range to `records`, [`PAGE`] at a time.
 pub(super) async fn for_each(
@@ -125,6 +126,8 @@ struct Read {
     settlement_reference: Option<TextRange>,
     audit_seq: i64,
     audit_hash: [u8; 32],
+    plate: Option<TextRange>,
+    ended_by: EndedBy,
 }
 
 type TextRange = std::ops::Range<usize>;
@@ -159,8 +162,15 @@ impl Batch {
         let fee = required(text(10)?, "breakdown")?;
         let settlement_status = text(11)?;
         let settlement_reference = text(12)?;
+        let plate = text(15)?;
         let id = |column: usize| sqlite_values::id(row.get_ref(column)?.as_blob()?);
         let at = |column: usize| sqlite_values::instant(row.get_ref(column)?.as_str()?);
+        // Parsed, not copied: one of four names, checked as strictly as the rest of qrpark
+        // reads it.
+        let ended_by: EndedBy = match row.get_ref(16)? {
+            ValueRef::Null => anyhow::bail!("a stopped session has no ending"),
+            value => value.as_str()?.parse().map_err(anyhow::Error::msg)?,
+        };
         self.records.push(Read {
             session_id: id(0)?,
             operator_id: id(1)?,
@@ -177,6 +187,8 @@ impl Batch {
             settlement_reference,
             audit_seq: row.get(13)?,
             audit_hash: row.get_ref(14)?.as_blob()?.try_into()?,
+            plate,
+            ended_by,
         });
         Ok(())
     }
@@ -202,53 +214,93 @@ impl Batch {
                 settlement_reference: r.settlement_reference.as_ref().map(text),
                 audit_seq: r.audit_seq,
                 audit_hash: Some(r.audit_hash),
+                plate: r.plate.as_ref().map(text),
+                ended_by: r.ended_by,
             })
             .collect()
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Reads one row shaped like the record's columns into `batch`, from values bound as qrpark
-    /// stores them.
-    fn push(
-        batch: &mut Batch,
-        driver: Option<&str>,
-        reference: Option<&str>,
-        hash: &[u8],
-    ) -> anyhow::Result<()> {
+    /// A row's values that vary from test to test; the rest are fixed.
+    struct Row<'a> {
+        driver: Option<&'a str>,
+        reference: Option<&'a str>,
+        hash: &'a [u8],
+        plate: Option<&'a str>,
+        ended_by: Option<&'a str>,
+    }
+
+    impl Default for Row<'_> {
+        fn default() -> Self {
+            Self {
+                driver: Some("d"),
+                reference: None,
+                hash: &[0; 32],
+                plate: None,
+                ended_by: Some("driver"),
+            }
+        }
+    }
+
+    /// Reads one row shaped like the record's columns into `batch`, from values bound as
+    /// qrpark stores them.
+    fn push(batch: &mut Batch, row: Row<'_>) -> anyhow::Result<()> {
         let connection = rusqlite::Connection::open_in_memory()?;
-        let mut statement = connection
-            .prepare("select ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15")?;
+        let mut statement = connection.prepare(
+            "select ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17",
+        )?;
         let id = |n: u8| [n; 16];
-        let mut rows = statement.query((
+        let mut rows = statement.query(rusqlite::params![
             id(1),
             id(2),
             id(3),
             "A-1",
-            driver,
+            row.driver,
             "2026-09-29T02:00:00+00:00",
             "2026-09-29T03:00:00.5+00:00",
             "CNY",
             1000,
             2,
             r#"{"total":"10.00"}"#,
-            reference.map(|_| "settled"),
-            reference,
+            row.reference.map(|_| "settled"),
+            row.reference,
             7,
-            hash,
-        ))?;
-        let row = rows.next()?.expect("one row");
-        batch.push(row)
+            row.hash,
+            row.plate,
+            row.ended_by,
+        ])?;
+        let read = rows.next()?.expect("one row");
+        batch.push(read)
     }
 
     #[test]
     fn batches_read_back_every_field_whatever_the_texts_hold() {
         let driver = "d;1:2-3, \"ü中\"\n";
         let mut batch = Batch::default();
-        push(&mut batch, Some(driver), None, &[0xab; 32]).unwrap();
-        push(&mut batch, Some("x"), Some("QRP-1;2"), &[0xcd; 32]).unwrap();
+        push(
+            &mut batch,
+            Row {
+                driver: Some(driver),
+                hash: &[0xab; 32],
+                ..Row::default()
+            },
+        )
+        .unwrap();
+        push(
+            &mut batch,
+            Row {
+                driver: Some("x"),
+                reference: Some("QRP-1;2"),
+                hash: &[0xcd; 32],
+                plate: Some("沪AD12345"),
+                ended_by: Some("max_stay"),
+            },
+        )
+        .unwrap();
         let records = batch.stored();
         let first = &records[0];
         assert_eq!(first.driver, driver);
@@ -267,25 +319,54 @@ mod tests {
             first.ended_at.unwrap().to_rfc3339(),
             "2026-09-29T03:00:00.500+00:00"
         );
+        assert_eq!(first.plate, None);
+        assert_eq!(first.ended_by, EndedBy::Driver);
         // The second record's texts follow the first's in the batch's buffer.
         assert_eq!(records[1].driver, "x");
         assert_eq!(records[1].space_code, "A-1");
         assert_eq!(records[1].settlement_reference, Some("QRP-1;2"));
         assert_eq!(records[1].settlement_status, Some("settled"));
         assert_eq!(records[1].audit_hash, Some([0xcd; 32]));
+        assert_eq!(records[1].plate, Some("沪AD12345"));
+        assert_eq!(records[1].ended_by, EndedBy::MaxStay);
     }
 
     #[test]
     fn a_value_the_schema_should_have_refused_is_an_error_not_a_record() {
         let mut batch = Batch::default();
-        assert!(
-            push(&mut batch, None, None, &[0; 32]).is_err(),
-            "null driver"
-        );
-        assert!(
-            push(&mut batch, Some("d"), None, &[0; 31]).is_err(),
-            "short hash"
-        );
+        let refused = [
+            (
+                "null driver",
+                Row {
+                    driver: None,
+                    ..Row::default()
+                },
+            ),
+            (
+                "short hash",
+                Row {
+                    hash: &[0; 31],
+                    ..Row::default()
+                },
+            ),
+            (
+                "no ending",
+                Row {
+                    ended_by: None,
+                    ..Row::default()
+                },
+            ),
+            (
+                "unknown ending",
+                Row {
+                    ended_by: Some("towed"),
+                    ..Row::default()
+                },
+            ),
+        ];
+        for (what, row) in refused {
+            assert!(push(&mut batch, row).is_err(), "{what}");
+        }
         assert!(batch.records.is_empty());
     }
 }
