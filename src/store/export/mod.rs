@@ -67,6 +67,7 @@ pub struct Stored<'a> {
     pub audit_hash: Option<[u8; 32]>,
     /// The normalised plate; `None` when none was given or retention erased it.
     pub plate: Option<&'a str>,
+    /// Who or what ended the session (never null once it stopped).
     pub ended_by: EndedBy,
 }
 
