@@ -458,15 +458,6 @@ pub async fn due(db: &Db, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<Ses
         .await?))
 }
 
-/// When the next active session is due to stop itself, if any is.
-pub async fn next_due(db: &Db) -> StoreResult<Option<DateTime<Utc>>> {
-    on_db!(db, pool => Ok(sqlx::query_scalar::<_, Option<DateTime<Utc>>>(
-        "select min(ends_at) from session where status = 'active' and ends_at is not null",
-    )
-    .fetch_one(pool)
-    .await?))
-}
-
 /// A session in one of the operator's lots; `None` when it does not exist or is another
 /// operator's.
 pub async fn get_for_operator(
