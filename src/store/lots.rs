@@ -167,18 +167,11 @@ pub async fn get_public(db: &Db, lot_id: Uuid) -> StoreResult<Option<Lot>> {
 
 /// These lots, whoever owns them (one query however many; unknown ids are left out).
 pub async fn get_many(db: &Db, lot_ids: &[Uuid]) -> StoreResult<Vec<Lot>> {
-    if lot_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "select {COLUMNS} from lot where lot_id in ({})",
-        super::placeholders(1, lot_ids.len())
-    );
-    on_db!(db, pool => {
-        let mut query = sqlx::query_as::<_, Lot>(sqlx::AssertSqlSafe(sql));
-        for id in lot_ids {
-            query = query.bind(*id);
-        }
-        Ok(query.fetch_all(pool).await?)
-    })
+    super::fetch_by_ids(
+        db,
+        &format!("select {COLUMNS} from lot where lot_id"),
+        lot_ids,
+        "",
+    )
+    .await
 }

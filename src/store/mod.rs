@@ -135,6 +135,33 @@ pub(crate) fn placeholders(first: usize, count: usize) -> String {
         .join(", ")
 }
 
+/// The rows of `{select} in ({ids}) {rest}`: one query for any number of ids (none: no
+/// query at all). Both backends take the list one placeholder per id.
+pub(crate) async fn fetch_by_ids<R>(
+    db: &Db,
+    select: &str,
+    ids: &[uuid::Uuid],
+    rest: &str,
+) -> StoreResult<Vec<R>>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin,
+{
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!("{select} in ({}) {rest}", placeholders(1, ids.len()));
+    on_db!(db, pool => {
+        let mut query = sqlx::query_as::<_, R>(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        Ok(query.fetch_all(pool).await?)
+    })
+}
+
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
 

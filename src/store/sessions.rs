@@ -428,20 +428,8 @@ pub async fn ledger_totals(db: &Db) -> StoreResult<Vec<(String, i64, i64)>> {
 /// The settlements of these sessions (one query however many; sessions without one are
 /// left out).
 pub async fn settlements(db: &Db, session_ids: &[Uuid]) -> StoreResult<Vec<Settlement>> {
-    if session_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "select {SETTLEMENT_COLUMNS} from settlement where session_id in ({})",
-        super::placeholders(1, session_ids.len())
-    );
-    on_db!(db, pool => {
-        let mut query = sqlx::query_as::<_, Settlement>(sqlx::AssertSqlSafe(sql));
-        for id in session_ids {
-            query = query.bind(*id);
-        }
-        Ok(query.fetch_all(pool).await?)
-    })
+    let select = format!("select {SETTLEMENT_COLUMNS} from settlement where session_id");
+    super::fetch_by_ids(db, &select, session_ids, "").await
 }
 
 /// Active sessions due to stop themselves at or before `now` (their planned end or their

@@ -290,19 +290,7 @@ pub async fn codes(
     db: &Db,
     space_ids: &[Uuid],
 ) -> StoreResult<std::collections::HashMap<Uuid, String>> {
-    if space_ids.is_empty() {
-        return Ok(Default::default());
-    }
-    let sql = format!(
-        "select space_id, code from space where space_id in ({})",
-        super::placeholders(1, space_ids.len())
-    );
-    let rows: Vec<(Uuid, String)> = on_db!(db, pool => {
-        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
-        for id in space_ids {
-            query = query.bind(*id);
-        }
-        query.fetch_all(pool).await?
-    });
+    let select = "select space_id, code from space where space_id";
+    let rows: Vec<(Uuid, String)> = super::fetch_by_ids(db, select, space_ids, "").await?;
     Ok(rows.into_iter().collect())
 }

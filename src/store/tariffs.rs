@@ -132,18 +132,6 @@ pub async fn get(db: &Db, tariff_id: Uuid) -> StoreResult<Option<TariffVersion>>
 
 /// These tariff versions (one query however many; unknown ids are left out).
 pub async fn get_many(db: &Db, tariff_ids: &[Uuid]) -> StoreResult<Vec<TariffVersion>> {
-    if tariff_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "select {COLUMNS} from tariff where tariff_id in ({})",
-        super::placeholders(1, tariff_ids.len())
-    );
-    on_db!(db, pool => {
-        let mut query = sqlx::query_as::<_, TariffVersion>(sqlx::AssertSqlSafe(sql));
-        for id in tariff_ids {
-            query = query.bind(*id);
-        }
-        Ok(query.fetch_all(pool).await?)
-    })
+    let select = format!("select {COLUMNS} from tariff where tariff_id");
+    super::fetch_by_ids(db, &select, tariff_ids, "").await
 }

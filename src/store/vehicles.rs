@@ -52,21 +52,11 @@ const SPACE_COLUMNS: &str = "space.space_id, space.code as space_code, lot.lot_i
 
 /// These spaces with their lots, whoever operates them (unknown ids are left out).
 pub async fn spaces(db: &Db, space_ids: &[Uuid]) -> StoreResult<Vec<SpaceOnStreet>> {
-    if space_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
+    let select = format!(
         "select {SPACE_COLUMNS} from space join lot on lot.lot_id = space.lot_id \
-         where space.space_id in ({}) order by space.code",
-        super::placeholders(1, space_ids.len())
+         where space.space_id"
     );
-    on_db!(db, pool => {
-        let mut query = sqlx::query_as::<_, SpaceOnStreet>(sqlx::AssertSqlSafe(sql));
-        for id in space_ids {
-            query = query.bind(*id);
-        }
-        Ok(query.fetch_all(pool).await?)
-    })
+    super::fetch_by_ids(db, &select, space_ids, "order by space.code").await
 }
 
 /// Every lot of every operator, by name: where wardens walk.
