@@ -359,22 +359,23 @@ pub async fn record_violation(
         return Err(ApiError::validation(errors));
     };
     let space_id = named_space(&state, body.qr.as_deref(), body.space_id).await?;
-    let answer = check_spaces(&state, &[space_id]).await?;
-    let Some(seen) = answer.results.into_iter().next() else {
+    // The space and its lot only: what the space shows is read inside the record's
+    // transaction, where nothing can change it between the check and the write.
+    let Some(space) = vehicles::spaces(&state.db, &[space_id]).await?.pop() else {
         return Err(ApiError::not_found("space"));
     };
-    let now = answer.checked_at;
+    let now = state.clock.now();
     let violation = Violation {
         violation_id: Uuid::now_v7(),
         space_id,
-        lot_id: seen.lot_id,
-        operator_id: lot_operator(&state, seen.lot_id).await?,
+        lot_id: space.lot_id,
+        operator_id: space.operator_id,
         plate: plate.as_str().to_owned(),
         note,
         warden: warden.subject,
         observed_at: now,
-        // Decided again inside the record's transaction, from what is on the space then.
-        status_at_observation: seen.status,
+        // Set by the store from the session on the space, if any.
+        status_at_observation: PaidStatus::Unpaid,
         session_id: None,
         created_at: now,
     };
@@ -390,15 +391,8 @@ pub async fn record_violation(
     tracing::info!(violation_id = %violation.violation_id, %space_id, "violation recorded");
     Ok((
         StatusCode::CREATED,
-        axum::Json(ViolationView::new(violation, Some(seen.space_code))),
+        axum::Json(ViolationView::new(violation, Some(space.space_code))),
     ))
-}
-
-async fn lot_operator(state: &AppState, lot_id: Uuid) -> Result<Uuid, ApiError> {
-    crate::store::lots::get_public(&state.db, lot_id)
-        .await?
-        .map(|lot| lot.operator_id)
-        .ok_or_else(|| ApiError::not_found("lot"))
 }
 
 /// A range of violations.
