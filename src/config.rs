@@ -42,6 +42,8 @@ pub struct Config {
     pub max_active_sessions: u32,
     /// Days after a session's stop when its plate is erased.
     pub plate_retention_days: u32,
+    /// Sessions in arrears a driver may have and still start (docs/money.md).
+    pub max_unpaid_sessions: u32,
 }
 
 /// How log lines are written.
@@ -69,6 +71,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             max_active_sessions: 3,
             plate_retention_days: 90,
+            max_unpaid_sessions: 0,
         }
     }
 }
@@ -142,6 +145,7 @@ const ENV_KEYS: &[&str] = &[
     "log_format",
     "max_active_sessions",
     "plate_retention_days",
+    "max_unpaid_sessions",
 ];
 
 impl Config {
@@ -220,6 +224,12 @@ impl Config {
                 reason: "must be 1 to 36500 days: wardens check plates of sessions that just \
                          ended, and plates are personal data"
                     .into(),
+            });
+        }
+        if self.max_unpaid_sessions > 1000 {
+            return Err(ConfigError::Invalid {
+                setting: "max_unpaid_sessions",
+                reason: "must be 0 to 1000".into(),
             });
         }
         if self.max_body_bytes < 1024 {
@@ -320,6 +330,7 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("log_format", &self.log_format)
             .field("max_active_sessions", &self.max_active_sessions)
+            .field("max_unpaid_sessions", &self.max_unpaid_sessions)
             .field("plate_retention_days", &self.plate_retention_days)
             .finish()
     }

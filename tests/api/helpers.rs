@@ -24,7 +24,10 @@ macro_rules! both_backends {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    super::$name($crate::helpers::TestApp::sqlite().await).await
+                    let app = $crate::helpers::TestApp::sqlite().await;
+                    let books = app.books();
+                    super::$name(app).await;
+                    books.assert_reconcile().await;
                 }
             )*
         }
@@ -33,7 +36,9 @@ macro_rules! both_backends {
                 #[tokio::test]
                 async fn $name() {
                     if let Some(app) = $crate::helpers::TestApp::postgres().await {
-                        super::$name(app).await
+                        let books = app.books();
+                        super::$name(app).await;
+                        books.assert_reconcile().await;
                     }
                 }
             )*
@@ -41,6 +46,34 @@ macro_rules! both_backends {
     };
 }
 pub(crate) use both_backends;
+
+/// A test app's database, kept open after the test for a last look at its books.
+pub struct Books {
+    db: Db,
+    _dir: Option<Arc<TempDir>>,
+}
+
+impl Books {
+    /// After every test: debits equal credits per currency, and every account's balance is
+    /// what the settlements' and refunds' states say (docs/money.md).
+    pub async fn assert_reconcile(&self) {
+        let closed = match &self.db {
+            Db::Sqlite(pool) => pool.is_closed(),
+            Db::Postgres(pool) => pool.is_closed(),
+        };
+        if closed {
+            return;
+        }
+        let books = qrpark::store::ledger::reconcile(&self.db)
+            .await
+            .expect("reconcile the books");
+        let problems = books.problems();
+        assert!(
+            problems.is_empty(),
+            "the books do not reconcile: {problems:#?}"
+        );
+    }
+}
 
 /// A running app and what tests need to talk to it.
 pub struct TestApp {
@@ -51,7 +84,7 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub client: reqwest::Client,
     /// Keeps the SQLite file's directory alive for the test's duration.
-    _dir: Option<TempDir>,
+    _dir: Option<Arc<TempDir>>,
 }
 
 /// A directory removed when dropped.
@@ -124,6 +157,14 @@ impl Answer {
 static POSTGRES_SKIPPED: Once = Once::new();
 
 impl TestApp {
+    /// What checks the books once the test is over (see [`both_backends`]).
+    pub fn books(&self) -> Books {
+        Books {
+            db: self.db.clone(),
+            _dir: self._dir.clone(),
+        }
+    }
+
     /// An app on a fresh SQLite file.
     pub async fn sqlite() -> Self {
         Self::sqlite_paying(None).await
@@ -228,7 +269,7 @@ impl TestApp {
             state: app_state,
             clock,
             client: reqwest::Client::new(),
-            _dir: dir,
+            _dir: dir.map(Arc::new),
         }
     }
 

@@ -27,6 +27,8 @@ pub enum ErrorCode {
     ApiKeyInvalid,
     /// 401: a missing or bad city identity token.
     TokenInvalid,
+    /// 402: a start by a driver with more sessions in arrears than allowed.
+    ArrearsOutstanding,
     /// 403: a city identity without the role the route needs.
     Forbidden,
     /// 404: no such route, or no such resource of the caller's.
@@ -51,6 +53,10 @@ pub enum ErrorCode {
     TooManyActiveSessions,
     /// 409: a violation recorded for a vehicle that has paid for the space.
     SpacePaid,
+    /// 409: a refund of a fee that was not collected (pending, arrears or review).
+    SettlementNotSettled,
+    /// 409: paying again a payment the city's payment office is reviewing.
+    SettlementInReview,
     /// 409: the operator already has a lot with this name.
     LotNameTaken,
     /// 409: the lot already has spaces with these codes.
@@ -75,6 +81,8 @@ pub enum ErrorCode {
     TariffInvalid,
     /// 422: a start without a plate on a lot that requires one.
     PlateRequired,
+    /// 422: refunds that would give back more than the session was charged.
+    RefundExceedsCharge,
     /// 500: a bug, logged with its cause and answered without it.
     Internal,
     /// 503: the database does not answer.
@@ -83,7 +91,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of their statuses.
-    pub const ALL: [ErrorCode; 34] = [
+    pub const ALL: [ErrorCode; 38] = [
         Self::MalformedJson,
         Self::BodyUnreadable,
         Self::IdempotencyKeyRequired,
@@ -92,6 +100,7 @@ impl ErrorCode {
         Self::Unauthorized,
         Self::ApiKeyInvalid,
         Self::TokenInvalid,
+        Self::ArrearsOutstanding,
         Self::Forbidden,
         Self::NotFound,
         Self::TariffNotPublished,
@@ -104,6 +113,8 @@ impl ErrorCode {
         Self::SessionNotActive,
         Self::TooManyActiveSessions,
         Self::SpacePaid,
+        Self::SettlementNotSettled,
+        Self::SettlementInReview,
         Self::LotNameTaken,
         Self::SpaceCodeTaken,
         Self::OperatorNameTaken,
@@ -116,6 +127,7 @@ impl ErrorCode {
         Self::ValidationFailed,
         Self::TariffInvalid,
         Self::PlateRequired,
+        Self::RefundExceedsCharge,
         Self::Internal,
         Self::Unavailable,
     ];
@@ -243,7 +255,7 @@ impl ErrorCode {
                 "session_active",
                 S::CONFLICT,
                 "Session active",
-                "a receipt exists once the session is stopped",
+                "the session is still active: receipts, arrears payments and refunds exist once it is stopped",
             ),
             Self::SessionNotActive => (
                 "session_not_active",
@@ -256,6 +268,30 @@ impl ErrorCode {
                 S::CONFLICT,
                 "Too many active sessions",
                 "the driver already holds `QRPARK_MAX_ACTIVE_SESSIONS` active sessions",
+            ),
+            Self::ArrearsOutstanding => (
+                "arrears_outstanding",
+                S::PAYMENT_REQUIRED,
+                "Arrears outstanding",
+                "the driver has more sessions in arrears than `QRPARK_MAX_UNPAID_SESSIONS`: pay them first (listed in `arrears`)",
+            ),
+            Self::SettlementNotSettled => (
+                "settlement_not_settled",
+                S::CONFLICT,
+                "Fee not collected",
+                "the session's fee is pending, in arrears or in review: nothing was collected to refund yet",
+            ),
+            Self::SettlementInReview => (
+                "settlement_in_review",
+                S::CONFLICT,
+                "Payment in review",
+                "the city's payment office is reviewing this payment (it may have been charged): it is not sent again",
+            ),
+            Self::RefundExceedsCharge => (
+                "refund_exceeds_charge",
+                S::UNPROCESSABLE_ENTITY,
+                "Refund exceeds charge",
+                "with the refunds already made this would give back more than the session was charged",
             ),
             Self::SpacePaid => (
                 "space_paid",
@@ -418,6 +454,10 @@ mod tests {
             | ErrorCode::SessionNotActive
             | ErrorCode::TooManyActiveSessions
             | ErrorCode::SpacePaid
+            | ErrorCode::ArrearsOutstanding
+            | ErrorCode::SettlementNotSettled
+            | ErrorCode::SettlementInReview
+            | ErrorCode::RefundExceedsCharge
             | ErrorCode::PlateRequired
             | ErrorCode::LotNameTaken
             | ErrorCode::SpaceCodeTaken
@@ -431,7 +471,7 @@ mod tests {
             | ErrorCode::ValidationFailed
             | ErrorCode::TariffInvalid
             | ErrorCode::Internal
-            | ErrorCode::Unavailable => 34,
+            | ErrorCode::Unavailable => 38,
         };
         let distinct: HashSet<_> = ErrorCode::ALL.into_iter().collect();
         assert_eq!(distinct.len(), listed(ErrorCode::Internal));
