@@ -1,10 +1,13 @@
+-- no-transaction
 -- Money after the stop (docs/money.md): a refused payment becomes arrears, a delivery that
 -- gave up goes to review, refunds are records of their own, and the ledger books four kinds
 -- of account. SQLite cannot change a table's checks, so `settlement` and `ledger_entry` are
--- rebuilt: their foreign keys are checked at commit (`defer_foreign_keys`), when the new
--- tables carry the old names again.
+-- rebuilt as SQLite's ALTER TABLE documentation prescribes: foreign keys off (outside the
+-- transaction, where the pragma takes effect), the tables copied, dropped and renamed in one
+-- transaction, every foreign key checked before the commit, and foreign keys on again.
 
-pragma defer_foreign_keys = on;
+pragma foreign_keys = off;
+begin;
 
 -- Refunds: an operator gives back part or all of a settled fee.
 create table refund (
@@ -183,3 +186,13 @@ create table refund_outbox (
 ) strict;
 
 create index refund_outbox_due_idx on refund_outbox (next_attempt_at);
+
+-- Nothing may point nowhere: a row of `pragma_foreign_key_check` fails this insert, and
+-- the transaction is not committed.
+create temp table migration_0009_foreign_keys (broken text check (broken is null));
+insert into migration_0009_foreign_keys
+    select 'broken foreign key in ' || "table" from pragma_foreign_key_check;
+drop table migration_0009_foreign_keys;
+
+commit;
+pragma foreign_keys = on;

@@ -243,6 +243,23 @@ impl Db {
         }
     }
 
+    /// Applies the migrations up to `version` only: for tests of what a later migration
+    /// does to the data an earlier schema held.
+    pub async fn migrate_until(&self, version: i64) -> Result<(), sqlx::migrate::MigrateError> {
+        let mut migrator = match self {
+            Self::Sqlite(_) => sqlx::migrate!("./migrations/sqlite"),
+            Self::Postgres(_) => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator.migrations = migrator
+            .migrations
+            .iter()
+            .filter(|m| m.version <= version)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        on_db!(self, pool => migrator.run(pool).await)
+    }
+
     /// One round trip to the database.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         on_db!(self, pool => sqlx::query("select 1").execute(pool).await.map(|_| ()))

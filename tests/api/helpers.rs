@@ -156,6 +156,43 @@ impl Answer {
 
 static POSTGRES_SKIPPED: Once = Once::new();
 
+/// A fresh, empty schema of the PostgreSQL database named by `QRPARK_TEST_POSTGRES_URL`
+/// (not migrated) and that URL, or `None` (said loudly, once) when it is unset.
+pub async fn empty_postgres() -> Option<(Db, String)> {
+    let Ok(url) = std::env::var("QRPARK_TEST_POSTGRES_URL") else {
+        if std::env::var_os("QRPARK_REQUIRE_POSTGRES").is_some() {
+            panic!("QRPARK_REQUIRE_POSTGRES is set but QRPARK_TEST_POSTGRES_URL is not");
+        }
+        POSTGRES_SKIPPED.call_once(|| {
+            // Straight to the process's stderr: the test harness captures `eprintln!`.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n{bar}\n!!! PostgreSQL half SKIPPED: QRPARK_TEST_POSTGRES_URL is unset.\n\
+                 !!! Only SQLite was tested. Set it (e.g. postgres://postgres@127.0.0.1:5432/qrpark_test)\n\
+                 !!! to run the same suite on PostgreSQL, as .ci/run does.\n{bar}\n",
+                bar = "!".repeat(78)
+            );
+        });
+        return None;
+    };
+    let schema = format!("t_{}", Uuid::now_v7().simple());
+    let admin = Db::connect(&url, 1).await.expect("connect to PostgreSQL");
+    if let Db::Postgres(pool) = &admin {
+        sqlx::query(sqlx::AssertSqlSafe(format!("create schema {schema}")))
+            .execute(pool)
+            .await
+            .expect("create test schema");
+    }
+    admin.close().await;
+    let options = PgConnectOptions::from_str(&url)
+        .expect("parse QRPARK_TEST_POSTGRES_URL")
+        .options([("search_path", schema.as_str())]);
+    let db = Db::connect_postgres(options, 4)
+        .await
+        .expect("connect to test schema");
+    Some((db, url))
+}
+
 impl TestApp {
     /// What checks the books once the test is over (see [`both_backends`]).
     pub fn books(&self) -> Books {
@@ -186,37 +223,7 @@ impl TestApp {
 
     /// Like [`TestApp::postgres`], delivering settlements to `payments_url` if given.
     pub async fn postgres_paying(payments_url: Option<String>) -> Option<Self> {
-        let Ok(url) = std::env::var("QRPARK_TEST_POSTGRES_URL") else {
-            if std::env::var_os("QRPARK_REQUIRE_POSTGRES").is_some() {
-                panic!("QRPARK_REQUIRE_POSTGRES is set but QRPARK_TEST_POSTGRES_URL is not");
-            }
-            POSTGRES_SKIPPED.call_once(|| {
-                // Straight to the process's stderr: the test harness captures `eprintln!`.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "\n{bar}\n!!! PostgreSQL half SKIPPED: QRPARK_TEST_POSTGRES_URL is unset.\n\
-                     !!! Only SQLite was tested. Set it (e.g. postgres://postgres@127.0.0.1:5432/qrpark_test)\n\
-                     !!! to run the same suite on PostgreSQL, as .ci/run does.\n{bar}\n",
-                    bar = "!".repeat(78)
-                );
-            });
-            return None;
-        };
-        let schema = format!("t_{}", Uuid::now_v7().simple());
-        let admin = Db::connect(&url, 1).await.expect("connect to PostgreSQL");
-        if let Db::Postgres(pool) = &admin {
-            sqlx::query(sqlx::AssertSqlSafe(format!("create schema {schema}")))
-                .execute(pool)
-                .await
-                .expect("create test schema");
-        }
-        admin.close().await;
-        let options = PgConnectOptions::from_str(&url)
-            .expect("parse QRPARK_TEST_POSTGRES_URL")
-            .options([("search_path", schema.as_str())]);
-        let db = Db::connect_postgres(options, 4)
-            .await
-            .expect("connect to test schema");
+        let (db, url) = empty_postgres().await?;
         Some(Self::start(db, url, None, payments_url).await)
     }
 

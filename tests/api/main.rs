@@ -10,6 +10,7 @@ mod enforcement;
 mod errors;
 mod isolation;
 mod lots;
+mod migrations;
 mod operations;
 mod pages;
 mod processes;
