@@ -143,11 +143,11 @@ async fn write_legacy(db: &Db, at: DateTime<Utc>) -> (Uuid, Vec<Uuid>) {
         );
         // The old postings: driver debited, operator credited; a refusal reversed both.
         let mut entries = vec![
-            (format!("driver:driver-1"), legacy.amount_minor, 0),
+            ("driver:driver-1".to_owned(), legacy.amount_minor, 0),
             (format!("operator:{operator}"), 0, legacy.amount_minor),
         ];
         if legacy.reversed {
-            entries.push((format!("driver:driver-1"), 0, legacy.amount_minor));
+            entries.push(("driver:driver-1".to_owned(), 0, legacy.amount_minor));
             entries.push((format!("operator:{operator}"), legacy.amount_minor, 0));
         }
         for (account, debit, credit) in entries.into_iter().filter(|_| legacy.amount_minor > 0) {
