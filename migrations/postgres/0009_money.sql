@@ -36,9 +36,15 @@ create trigger refund_no_delete before delete on refund
     for each row execute function ledger_append_only();
 
 -- Before 0009 a refusal and a delivery that gave up were both `failed`, reversed in the
--- ledger; now one is arrears and the other review (the postings below put them back).
+-- ledger; now one is arrears and the other review (the postings below put them back). A
+-- zero fee was sent to the gateway too; now nothing to charge is settled at once, so a
+-- zero fee pending or refused is settled (it never blocks a driver as 0.00 of arrears).
 alter table settlement drop constraint settlement_status_known;
 alter table settlement add column arrears_since timestamptz;
+delete from settlement_outbox
+where settlement_id in (select settlement_id from settlement where amount_minor = 0);
+update settlement set status = 'settled', settled_at = coalesce(settled_at, updated_at)
+where amount_minor = 0 and status in ('pending', 'failed');
 update settlement set
     status = case when coalesce(last_error, '') like 'gave up after%' then 'review' else 'arrears' end,
     arrears_since = case when coalesce(last_error, '') like 'gave up after%' then null else updated_at end

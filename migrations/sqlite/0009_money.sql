@@ -71,22 +71,31 @@ create table settlement_new (
 ) strict;
 
 -- Before 0009 a refusal and a delivery that gave up were both `failed`, reversed in the
--- ledger; now one is arrears and the other review (the postings below put them back).
+-- ledger; now one is arrears and the other review (the postings below put them back). A
+-- zero fee was sent to the gateway too; now nothing to charge is settled at once, so a
+-- zero fee pending or refused is settled (it never blocks a driver as 0.00 of arrears).
 insert into settlement_new (settlement_id, session_id, reference, driver, operator_id, currency,
     amount_minor, status, attempts, last_error, created_at, updated_at, settled_at,
     refunded_minor, payment_round, arrears_since)
 select settlement_id, session_id, reference, driver, operator_id, currency, amount_minor,
     case
+        when amount_minor = 0 then 'settled'
         when status <> 'failed' then status
         when coalesce(last_error, '') like 'gave up after%' then 'review'
         else 'arrears'
     end,
-    attempts, last_error, created_at, updated_at, settled_at, 0, 1,
+    attempts, last_error, created_at, updated_at,
+    case when amount_minor = 0 then coalesce(settled_at, updated_at) else settled_at end,
+    0, 1,
     case
-        when status = 'failed' and coalesce(last_error, '') not like 'gave up after%'
+        when amount_minor > 0 and status = 'failed'
+            and coalesce(last_error, '') not like 'gave up after%'
         then updated_at
     end
 from settlement;
+
+delete from settlement_outbox
+where settlement_id in (select settlement_id from settlement_new where amount_minor = 0);
 
 drop table settlement;
 alter table settlement_new rename to settlement;

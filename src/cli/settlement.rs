@@ -110,6 +110,13 @@ pub async fn run(config: Config, command: SettlementCommand) -> anyhow::Result<(
                 }
             }
             SettlementCommand::Retry { reference } => {
+                // Without the gateway's URL a retry would settle arrears by the ledger alone,
+                // clearing a debt nobody collected.
+                anyhow::ensure!(
+                    deliver,
+                    "no payment gateway is configured here (QRPARK_CITY_PAYMENTS_URL): run \
+                     this with the configuration the servers use"
+                );
                 if let Some(refund) = refunds::by_reference(&db, &reference).await? {
                     anyhow::ensure!(
                         refunds::retry(&db, &refund, now).await?,

@@ -1,10 +1,10 @@
 //! Delivers payments and refunds to the city's payment gateway
 //! (`QRPARK_CITY_PAYMENTS_URL`): a signed POST each, idempotent by its key, retried with
-//! exponential backoff. A 2xx settles a payment (or gives a refund back); 408, 409, 425,
-//! 429, any 5xx and a gateway that cannot be reached are retried, at most
+//! exponential backoff. A 2xx settles a payment (or gives a refund back); 400, 402 and 422
+//! are a definite refusal: a payment becomes `arrears` (the driver owes it), a refund
+//! `failed`; any other answer, and a gateway that cannot be reached, is retried, at most
 //! [`MAX_ATTEMPTS`] times, after which the delivery goes to `review` (nobody knows whether
-//! the gateway acted); any other answer is a definite refusal: a payment becomes `arrears`
-//! (the driver owes it), a refund `failed`.
+//! the gateway acted).
 //!
 //! Payments: `POST {url}` with `{reference, session_id, driver, operator_id, currency,
 //! amount, created_at, payment_round}` and `Idempotency-Key: {reference}` (round 1) or
@@ -57,9 +57,11 @@ pub async fn run_once(state: &AppState, client: &reqwest::Client) -> anyhow::Res
     };
     let mut attempts = 0;
     for queue in [Queue::Payments, Queue::Refunds] {
-        let now = state.clock.now();
-        for (id, seen) in outbox::due(&state.db, queue, now, 32).await? {
-            if !outbox::claim(&state.db, queue, id, seen, now + LEASE).await? {
+        let due = outbox::due(&state.db, queue, state.clock.now(), 32).await?;
+        for (id, seen) in due {
+            // The lease runs from this claim: earlier requests of the round took their time.
+            let until = state.clock.now() + LEASE;
+            if !outbox::claim(&state.db, queue, id, seen, until).await? {
                 continue;
             }
             attempts += 1;
@@ -191,12 +193,14 @@ async fn send(state: &AppState, client: &reqwest::Client, request: &Request) -> 
         Ok(r) => {
             let status = r.status();
             let error = format!("gateway answered {status}");
-            let retryable =
-                status.is_server_error() || matches!(status.as_u16(), 408 | 409 | 425 | 429);
-            if retryable {
-                retry(error)
-            } else {
+            // Only a gateway that read the request and declined it refuses: 400, 402 and
+            // 422. Anything else (5xx, throttling, and 401, 403, 404... from a gateway that
+            // did not take the request in) is tried again, and ends in review, never in
+            // arrears that would block drivers for a fault of ours or the gateway's.
+            if matches!(status.as_u16(), 400 | 402 | 422) {
                 Outcome::Refused { error }
+            } else {
+                retry(error)
             }
         }
         Err(e) => retry(format!("gateway unreachable: {e}")),

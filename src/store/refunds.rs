@@ -252,14 +252,13 @@ async fn finish(
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        if changed == 0 {
+            return Ok(false);
+        }
         sqlx::query("delete from refund_outbox where refund_id = $1")
             .bind(refund.refund_id)
             .execute(&mut *tx)
             .await?;
-        if changed == 0 {
-            tx.commit().await?;
-            return Ok(false);
-        }
         if let Some(event) = event {
             sqlx::query(
                 "update settlement set refunded_minor = refunded_minor - $2, updated_at = $3 \
@@ -316,7 +315,7 @@ pub async fn record_delivery(
         } => {
             on_db!(db, pool => async {
                 let mut tx = pool.begin().await?;
-                sqlx::query(
+                let changed = sqlx::query(
                     "update refund set attempts = attempts + 1, last_error = $2, updated_at = $3 \
                      where refund_id = $1 and status = 'pending'",
                 )
@@ -324,12 +323,15 @@ pub async fn record_delivery(
                 .bind(error)
                 .bind(now)
                 .execute(&mut *tx)
-                .await?;
-                sqlx::query("update refund_outbox set next_attempt_at = $2 where refund_id = $1")
-                    .bind(refund.refund_id)
-                    .bind(*next_attempt_at)
-                    .execute(&mut *tx)
-                    .await?;
+                .await?
+                .rows_affected();
+                if changed == 1 {
+                    sqlx::query("update refund_outbox set next_attempt_at = $2 where refund_id = $1")
+                        .bind(refund.refund_id)
+                        .bind(*next_attempt_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
                 Ok::<(), StoreError>(())
             }

@@ -75,7 +75,7 @@ pub async fn record_delivery(
         let mut tx = pool.begin().await?;
         let (status, error) = match outcome {
             Outcome::Retry { error, next_attempt_at } => {
-                sqlx::query(
+                let changed = sqlx::query(
                     "update settlement set attempts = attempts + 1, last_error = $3, updated_at = $4 \
                      where settlement_id = $1 and status = 'pending' and payment_round = $2",
                 )
@@ -84,12 +84,16 @@ pub async fn record_delivery(
                 .bind(error)
                 .bind(now)
                 .execute(&mut *tx)
-                .await?;
-                sqlx::query("update settlement_outbox set next_attempt_at = $2 where settlement_id = $1")
-                    .bind(s.settlement_id)
-                    .bind(*next_attempt_at)
-                    .execute(&mut *tx)
-                    .await?;
+                .await?
+                .rows_affected();
+                // A late answer of an older round leaves the current round's schedule alone.
+                if changed == 1 {
+                    sqlx::query("update settlement_outbox set next_attempt_at = $2 where settlement_id = $1")
+                        .bind(s.settlement_id)
+                        .bind(*next_attempt_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
                 return Ok(());
             }
@@ -112,11 +116,13 @@ pub async fn record_delivery(
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        sqlx::query("delete from settlement_outbox where settlement_id = $1")
-            .bind(s.settlement_id)
-            .execute(&mut *tx)
-            .await?;
         if changed == 1 {
+            // Only the answer that moved the settlement ends its delivery: a late answer
+            // of an older round must not take away the outbox row of the current one.
+            sqlx::query("delete from settlement_outbox where settlement_id = $1")
+                .bind(s.settlement_id)
+                .execute(&mut *tx)
+                .await?;
             if status == SettlementStatus::Arrears {
                 ledger::post(&mut tx, now, &posting(s, Event::Refused)).await?;
             }
@@ -194,6 +200,8 @@ pub async fn send_again(
         (SettlementStatus::Review, SentBy::PaymentOffice) => before.payment_round,
         _ => return Ok(None),
     };
+    // Nothing to charge is settled at once, as at the stop.
+    let deliver = deliver && before.amount_minor > 0;
     let to = if deliver {
         SettlementStatus::Pending
     } else {

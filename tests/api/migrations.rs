@@ -16,7 +16,7 @@ struct Legacy {
     reversed: bool,
 }
 
-const LEGACY: [Legacy; 5] = [
+const LEGACY: [Legacy; 6] = [
     Legacy {
         status: "settled",
         last_error: None,
@@ -44,6 +44,13 @@ const LEGACY: [Legacy; 5] = [
     Legacy {
         status: "settled",
         last_error: None,
+        amount_minor: 0,
+        reversed: false,
+    },
+    // A free stay sent to the gateway, which refused to charge 0.00.
+    Legacy {
+        status: "failed",
+        last_error: Some("gateway answered 422 Unprocessable Entity"),
         amount_minor: 0,
         reversed: false,
     },
@@ -196,6 +203,7 @@ async fn money_migration_keeps_what_is_owed(db: Db) {
             ("pending", false, 0),
             ("arrears", true, 0),
             ("review", false, 0),
+            ("settled", false, 0),
             ("settled", false, 0),
         ]
     );

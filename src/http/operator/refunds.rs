@@ -137,7 +137,13 @@ async fn refund(
             errors.push(FieldError::new("$.amount", "must be more than zero"));
             None
         }
-        Ok(m) => m.to_minor(),
+        Ok(m) => {
+            let minor = m.to_minor();
+            if minor.is_none() {
+                errors.push(FieldError::new("$.amount", "is too large"));
+            }
+            minor
+        }
         Err(e) => {
             errors.push(FieldError::new("$.amount", e.to_string()));
             None
@@ -157,6 +163,12 @@ async fn refund(
                 "the session is still active: nothing was charged yet",
             )
         })?;
+    // More than the whole fee never fits, whatever was refunded (and never reaches an
+    // addition that could overflow).
+    if amount_minor > settlement.amount_minor {
+        let charged = settlement.amount_minor;
+        return Err(exceeds(currency, charged, settlement.refunded_minor));
+    }
     let deliver = state.payments_url.is_some();
     let record = Refund {
         refund_id: Uuid::now_v7(),
@@ -194,24 +206,30 @@ async fn refund(
             ));
         }
         Err(RefundError::ExceedsCharge { charged, refunded }) => {
-            let money = |minor| Money::from_minor(minor, currency).to_string();
-            return Err(ApiError::new(
-                ErrorCode::RefundExceedsCharge,
-                format!(
-                    "{} was charged and {} already refunded: at most {} can be refunded",
-                    money(charged),
-                    money(refunded),
-                    money(charged - refunded)
-                ),
-            )
-            .with("charged", json!(money(charged)))
-            .with("refunded", json!(money(refunded)))
-            .with("refundable", json!(money(charged - refunded))));
+            return Err(exceeds(currency, charged, refunded));
         }
         Err(RefundError::Store(e)) => return Err(e.into()),
     }
     tracing::info!(reference = %record.reference, session_id = %session.session_id, amount_minor, "refund made");
     Ok(json_answer(StatusCode::CREATED, body))
+}
+
+/// 422 `refund_exceeds_charge`, with what was charged, refunded and can still be.
+fn exceeds(currency: Currency, charged: i64, refunded: i64) -> ApiError {
+    let money = |minor| Money::from_minor(minor, currency).to_string();
+    let refundable = charged.saturating_sub(refunded);
+    ApiError::new(
+        ErrorCode::RefundExceedsCharge,
+        format!(
+            "{} was charged and {} already refunded: at most {} can be refunded",
+            money(charged),
+            money(refunded),
+            money(refundable)
+        ),
+    )
+    .with("charged", json!(money(charged)))
+    .with("refunded", json!(money(refunded)))
+    .with("refundable", json!(money(refundable)))
 }
 
 /// A session's refunds, oldest first.
