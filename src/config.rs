@@ -9,6 +9,12 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod secure_url;
+mod trusted_proxies;
+
+pub use secure_url::require_https;
+pub use trusted_proxies::TrustedProxies;
+
 /// Every setting qrpark reads, typed and validated.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +48,24 @@ pub struct Config {
     pub max_active_sessions: u32,
     /// Days after a session's stop when its plate is erased.
     pub plate_retention_days: u32,
+    /// Requests per second from one client address on public and driver routes, in bursts
+    /// of up to twice that; 0 turns the limit off.
+    pub rate_limit_per_address: u32,
+    /// Requests per second of one city identity, in bursts of up to twice that; 0 turns
+    /// the limit off.
+    pub rate_limit_per_identity: u32,
+    /// Peers whose `X-Forwarded-For` is believed (addresses or CIDR blocks).
+    pub trusted_proxies: TrustedProxies,
+    /// Most connections open at once; further clients wait in the kernel's backlog.
+    pub max_connections: u32,
+    /// Seconds a client has to send a request's headers before its connection is closed.
+    pub header_timeout_secs: u64,
+    /// Seconds an ordinary request may take (exports stream without a deadline).
+    pub request_timeout_secs: u64,
+    /// Milliseconds a request waits for a database connection before answering 503.
+    pub database_acquire_timeout_ms: u64,
+    /// Longest lifetime (`exp` minus `iat`) of a city identity token accepted, in seconds.
+    pub city_max_token_lifetime_secs: u64,
 }
 
 /// How log lines are written.
@@ -69,6 +93,14 @@ impl Default for Config {
             log_format: LogFormat::Text,
             max_active_sessions: 3,
             plate_retention_days: 90,
+            rate_limit_per_address: 50,
+            rate_limit_per_identity: 10,
+            trusted_proxies: TrustedProxies::default(),
+            max_connections: 1024,
+            header_timeout_secs: 10,
+            request_timeout_secs: 30,
+            database_acquire_timeout_ms: 3000,
+            city_max_token_lifetime_secs: 24 * 3600,
         }
     }
 }
@@ -142,6 +174,14 @@ const ENV_KEYS: &[&str] = &[
     "log_format",
     "max_active_sessions",
     "plate_retention_days",
+    "rate_limit_per_address",
+    "rate_limit_per_identity",
+    "trusted_proxies",
+    "max_connections",
+    "header_timeout_secs",
+    "request_timeout_secs",
+    "database_acquire_timeout_ms",
+    "city_max_token_lifetime_secs",
 ];
 
 impl Config {
@@ -186,21 +226,12 @@ impl Config {
                 reason: format!("`{url}` must be an http:// or https:// URL"),
             });
         }
-        if let Some(url) = &self.city_payments_url
-            && !(url.starts_with("https://") || url.starts_with("http://"))
-        {
-            return Err(ConfigError::Invalid {
-                setting: "city_payments_url",
-                reason: format!("`{}` must be an http:// or https:// URL", redact_url(url)),
-            });
+        // Payments and sign-ins cross the network to the city: plain http only on loopback.
+        if let Some(url) = &self.city_payments_url {
+            require_https("city_payments_url", url)?;
         }
-        if let Some(url) = &self.city_login_url
-            && !(url.starts_with("https://") || url.starts_with("http://"))
-        {
-            return Err(ConfigError::Invalid {
-                setting: "city_login_url",
-                reason: format!("`{}` must be an http:// or https:// URL", redact_url(url)),
-            });
+        if let Some(url) = &self.city_login_url {
+            require_https("city_login_url", url)?;
         }
         if self.database_max_connections == 0 {
             return Err(ConfigError::Invalid {
@@ -222,6 +253,7 @@ impl Config {
                     .into(),
             });
         }
+        self.validate_limits()?;
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid {
                 setting: "max_body_bytes",
@@ -229,6 +261,30 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let at_least_one = |setting: &'static str, value: u64| {
+            if value == 0 {
+                Err(ConfigError::Invalid {
+                    setting,
+                    reason: "must be at least 1".into(),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        at_least_one("max_connections", self.max_connections.into())?;
+        at_least_one("header_timeout_secs", self.header_timeout_secs)?;
+        at_least_one("request_timeout_secs", self.request_timeout_secs)?;
+        at_least_one(
+            "database_acquire_timeout_ms",
+            self.database_acquire_timeout_ms,
+        )?;
+        at_least_one(
+            "city_max_token_lifetime_secs",
+            self.city_max_token_lifetime_secs,
+        )
     }
 
     /// The base URL printed into QR codes, without a trailing slash.
@@ -321,6 +377,20 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("max_active_sessions", &self.max_active_sessions)
             .field("plate_retention_days", &self.plate_retention_days)
+            .field("rate_limit_per_address", &self.rate_limit_per_address)
+            .field("rate_limit_per_identity", &self.rate_limit_per_identity)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("max_connections", &self.max_connections)
+            .field("header_timeout_secs", &self.header_timeout_secs)
+            .field("request_timeout_secs", &self.request_timeout_secs)
+            .field(
+                "database_acquire_timeout_ms",
+                &self.database_acquire_timeout_ms,
+            )
+            .field(
+                "city_max_token_lifetime_secs",
+                &self.city_max_token_lifetime_secs,
+            )
             .finish()
     }
 }

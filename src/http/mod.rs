@@ -22,11 +22,13 @@ pub mod driver;
 pub mod enforcement;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod operator;
 pub mod pages;
 pub mod public;
 pub mod quote;
 pub mod scan;
+pub mod server;
 
 use error::{ApiError, ErrorCode};
 
@@ -110,6 +112,14 @@ pub fn app(state: AppState) -> Router {
         .merge(pages::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::deadline,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit_by_address,
+        ))
         .layer(axum::middleware::from_fn(crate::telemetry::track_requests))
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api));

@@ -75,6 +75,8 @@ pub enum ErrorCode {
     TariffInvalid,
     /// 422: a start without a plate on a lot that requires one.
     PlateRequired,
+    /// 429: a client address or city identity over its rate limit (with `Retry-After`).
+    RateLimited,
     /// 500: a bug, logged with its cause and answered without it.
     Internal,
     /// 503: the database does not answer.
@@ -83,7 +85,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of their statuses.
-    pub const ALL: [ErrorCode; 34] = [
+    pub const ALL: [ErrorCode; 35] = [
         Self::MalformedJson,
         Self::BodyUnreadable,
         Self::IdempotencyKeyRequired,
@@ -116,6 +118,7 @@ impl ErrorCode {
         Self::ValidationFailed,
         Self::TariffInvalid,
         Self::PlateRequired,
+        Self::RateLimited,
         Self::Internal,
         Self::Unavailable,
     ];
@@ -335,6 +338,12 @@ impl ErrorCode {
                 "Tariff invalid",
                 "a tariff document with problems, each with its JSON path in `errors`",
             ),
+            Self::RateLimited => (
+                "rate_limited",
+                S::TOO_MANY_REQUESTS,
+                "Too many requests",
+                "a client address or city identity over its rate limit; `Retry-After` says when to try again",
+            ),
             Self::Internal => (
                 "internal",
                 S::INTERNAL_SERVER_ERROR,
@@ -345,7 +354,7 @@ impl ErrorCode {
                 "unavailable",
                 S::SERVICE_UNAVAILABLE,
                 "Service unavailable",
-                "the database does not answer",
+                "the database does not answer, or the request ran past its deadline",
             ),
         }
     }
@@ -430,8 +439,9 @@ mod tests {
             | ErrorCode::UnknownField
             | ErrorCode::ValidationFailed
             | ErrorCode::TariffInvalid
+            | ErrorCode::RateLimited
             | ErrorCode::Internal
-            | ErrorCode::Unavailable => 34,
+            | ErrorCode::Unavailable => 35,
         };
         let distinct: HashSet<_> = ErrorCode::ALL.into_iter().collect();
         assert_eq!(distinct.len(), listed(ErrorCode::Internal));
