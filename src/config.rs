@@ -99,7 +99,7 @@ impl Default for Config {
             max_connections: 1024,
             header_timeout_secs: 10,
             request_timeout_secs: 30,
-            database_acquire_timeout_ms: 3000,
+            database_acquire_timeout_ms: 5000,
             city_max_token_lifetime_secs: 24 * 3600,
         }
     }

@@ -146,7 +146,7 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
 
 /// How long a caller waits for a pooled connection before giving up with 503: long enough
 /// to ride out a burst, short enough that a database that is down fails requests fast.
-pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `$first, $first+1, ...`: the placeholders of an `in (...)` list of `count` values,
 /// bound one by one (SQLite has no arrays, so both backends take the list this way).

@@ -10,6 +10,7 @@ mod enforcement;
 mod errors;
 mod faults;
 mod gateway;
+mod housekeeping;
 mod isolation;
 mod limits;
 mod lots;
