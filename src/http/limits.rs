@@ -120,7 +120,8 @@ impl Limits {
         limiter
             .check(&subject.to_owned(), Instant::now())
             .map_err(|wait| {
-                tracing::info!("a city identity is over its rate limit");
+                // Debug, not info: a flood must not turn into a flood of log lines.
+                tracing::debug!("a city identity is over its rate limit");
                 rate_limited("this city identity sends too many requests", wait)
             })
     }
@@ -177,7 +178,7 @@ pub async fn limit_by_address(
         && let Some(client) = limits.client_address(&request)
         && let Err(wait) = limiter.check(&address_key(client), Instant::now())
     {
-        tracing::info!(%client, "a client address is over its rate limit");
+        tracing::debug!(%client, "a client address is over its rate limit");
         return rate_limited("this address sends too many requests", wait).into_response();
     }
     next.run(request).await

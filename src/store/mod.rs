@@ -306,7 +306,26 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use super::{Constraint, Db, StoreError};
+    use super::{Constraint, Db, StoreError, is_unavailable};
+
+    #[test]
+    fn a_database_out_of_reach_is_unavailable_and_a_refused_query_is_not() {
+        for unreachable in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()),
+            sqlx::Error::WorkerCrashed,
+        ] {
+            assert!(is_unavailable(&unreachable), "{unreachable:?}");
+        }
+        for refused in [
+            sqlx::Error::RowNotFound,
+            sqlx::Error::Protocol("unexpected message".into()),
+            sqlx::Error::ColumnNotFound("x".into()),
+        ] {
+            assert!(!is_unavailable(&refused), "{refused:?}");
+        }
+    }
 
     #[tokio::test]
     async fn only_the_one_session_per_space_index_is_a_taken_space() {

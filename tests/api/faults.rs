@@ -335,3 +335,23 @@ async fn postgres_restarted_under_load_fails_fast_and_recovers() {
     assert_eq!(kept as usize, ids.len(), "an acknowledged session was lost");
     check.close().await;
 }
+
+/// A connection PostgreSQL ends under a query (a restart, an administrator) answers 503
+/// `unavailable`, not 500: the SQLSTATE of a shutdown is classified with the I/O errors.
+#[tokio::test]
+async fn a_connection_the_server_ends_is_unavailable() {
+    use axum::response::IntoResponse;
+
+    let Some(app) = TestApp::postgres().await else {
+        return;
+    };
+    let error = app
+        .try_execute("select pg_terminate_backend(pg_backend_pid())")
+        .await
+        .expect_err("the server ends the connection");
+    assert!(qrpark::store::is_unavailable(&error), "{error:?}");
+    let answer = qrpark::http::error::ApiError::from(error).into_response();
+    assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // The pool replaces the connection: the next query works.
+    app.execute("select 1").await;
+}
