@@ -184,6 +184,62 @@ pub async fn limit_by_address(
     next.run(request).await
 }
 
+/// Adds to the OpenAPI document the answers the limits give: 429 `rate_limited` (with
+/// `Retry-After`) on every operation limited by address or by city identity, and 503
+/// `unavailable` on every operation (the database out of reach, or the deadline passed).
+pub struct LimitsDoc;
+
+impl utoipa::Modify for LimitsDoc {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, ResponseBuilder, Type};
+
+        let problem = |description: &str| {
+            ResponseBuilder::new().description(description).content(
+                super::error::PROBLEM_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+        };
+        let retry_after = HeaderBuilder::new()
+            .schema(Some(
+                utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer),
+            ))
+            .description(Some("Whole seconds to wait before trying again"))
+            .build();
+        let limited =
+            problem("`rate_limited`: over the rate limit of the client address or city identity")
+                .header("Retry-After", retry_after)
+                .build();
+        let unavailable = problem(
+            "`unavailable`: the database does not answer, or the request ran past its deadline",
+        )
+        .build();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let by_identity = serde_json::to_string(&operation.security)
+                    .is_ok_and(|security| security.contains("city_identity"));
+                let responses = &mut operation.responses.responses;
+                if limited_by_address(path) || by_identity {
+                    responses
+                        .entry("429".to_owned())
+                        .or_insert_with(|| limited.clone().into());
+                }
+                responses
+                    .entry("503".to_owned())
+                    .or_insert_with(|| unavailable.clone().into());
+            }
+        }
+    }
+}
+
 /// Paths whose answers stream for as long as they need: the audit export.
 const STREAMING: &[&str] = &["/v1/audit/sessions"];
 
@@ -273,6 +329,34 @@ mod tests {
         assert_ne!(a, c);
         let v4 = "192.0.2.1".parse().unwrap();
         assert_eq!(address_key(v4), v4);
+    }
+
+    #[test]
+    fn the_openapi_document_lists_the_answers_of_the_limits() {
+        let doc = serde_json::to_value(crate::http::openapi()).unwrap();
+        let responses = |path: &str, method: &str| doc["paths"][path][method]["responses"].clone();
+        let limited = responses("/v1/sessions", "post");
+        assert_eq!(
+            limited["429"]["content"]["application/problem+json"]["schema"]["$ref"],
+            "#/components/schemas/Problem"
+        );
+        assert!(limited["429"]["headers"]["Retry-After"].is_object());
+        // By address (public) and by identity (auditors), but not the operator API.
+        assert!(responses("/.well-known/jwks.json", "get")["429"].is_object());
+        assert!(responses("/v1/audit/sessions", "get")["429"].is_object());
+        let operator = responses("/v1/operator/lots", "get");
+        assert!(operator["200"].is_object() && operator["429"].is_null());
+        let mut operations = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                assert!(
+                    operation["responses"]["503"].is_object(),
+                    "{method} {path} lacks its 503"
+                );
+                operations += 1;
+            }
+        }
+        assert!(operations > 20, "{operations}");
     }
 
     #[test]

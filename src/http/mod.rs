@@ -83,7 +83,15 @@ impl Modify for SecurityAddon {
 
 /// The OpenAPI document of every route, generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes(false).split_for_parts().1
+    documented(false).1
+}
+
+/// The routes and their OpenAPI document, with the answers the limits add to every route
+/// (known only once every route is in).
+fn documented(with_demo: bool) -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut api) = routes(with_demo).split_for_parts();
+    utoipa::Modify::modify(&limits::LimitsDoc, &mut api);
+    (router, api)
 }
 
 fn routes(with_demo: bool) -> OpenApiRouter<AppState> {
@@ -107,7 +115,7 @@ fn routes(with_demo: bool) -> OpenApiRouter<AppState> {
 /// The whole application, exactly as `qrpark serve` runs it.
 pub fn app(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
-    let (router, api) = routes(state.demo_idp.is_some()).split_for_parts();
+    let (router, api) = documented(state.demo_idp.is_some());
     let router = router
         .merge(pages::routes())
         .fallback(route_not_found)
