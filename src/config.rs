@@ -9,6 +9,12 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod secure_url;
+mod trusted_proxies;
+
+pub use secure_url::require_https;
+pub use trusted_proxies::TrustedProxies;
+
 /// Every setting qrpark reads, typed and validated.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +50,24 @@ pub struct Config {
     pub plate_retention_days: u32,
     /// Sessions in arrears a driver may have and still start (docs/money.md).
     pub max_unpaid_sessions: u32,
+    /// Requests per second from one client address on public and driver routes, in bursts
+    /// of up to twice that; 0 turns the limit off.
+    pub rate_limit_per_address: u32,
+    /// Requests per second of one city identity, in bursts of up to twice that; 0 turns
+    /// the limit off.
+    pub rate_limit_per_identity: u32,
+    /// Peers whose `X-Forwarded-For` is believed (addresses or CIDR blocks).
+    pub trusted_proxies: TrustedProxies,
+    /// Most connections open at once; further clients wait in the kernel's backlog.
+    pub max_connections: u32,
+    /// Seconds a client has to send a request's headers before its connection is closed.
+    pub header_timeout_secs: u64,
+    /// Seconds an ordinary request may take (exports stream without a deadline).
+    pub request_timeout_secs: u64,
+    /// Milliseconds a request waits for a database connection before answering 503.
+    pub database_acquire_timeout_ms: u64,
+    /// Longest lifetime (`exp` minus `iat`) of a city identity token accepted, in seconds.
+    pub city_max_token_lifetime_secs: u64,
 }
 
 /// How log lines are written.
@@ -72,6 +96,14 @@ impl Default for Config {
             max_active_sessions: 3,
             plate_retention_days: 90,
             max_unpaid_sessions: 0,
+            rate_limit_per_address: 50,
+            rate_limit_per_identity: 10,
+            trusted_proxies: TrustedProxies::default(),
+            max_connections: 1024,
+            header_timeout_secs: 10,
+            request_timeout_secs: 30,
+            database_acquire_timeout_ms: 5000,
+            city_max_token_lifetime_secs: 24 * 3600,
         }
     }
 }
@@ -146,6 +178,14 @@ const ENV_KEYS: &[&str] = &[
     "max_active_sessions",
     "plate_retention_days",
     "max_unpaid_sessions",
+    "rate_limit_per_address",
+    "rate_limit_per_identity",
+    "trusted_proxies",
+    "max_connections",
+    "header_timeout_secs",
+    "request_timeout_secs",
+    "database_acquire_timeout_ms",
+    "city_max_token_lifetime_secs",
 ];
 
 impl Config {
@@ -190,21 +230,12 @@ impl Config {
                 reason: format!("`{url}` must be an http:// or https:// URL"),
             });
         }
-        if let Some(url) = &self.city_payments_url
-            && !(url.starts_with("https://") || url.starts_with("http://"))
-        {
-            return Err(ConfigError::Invalid {
-                setting: "city_payments_url",
-                reason: format!("`{}` must be an http:// or https:// URL", redact_url(url)),
-            });
+        // Payments and sign-ins cross the network to the city: plain http only on loopback.
+        if let Some(url) = &self.city_payments_url {
+            require_https("city_payments_url", url)?;
         }
-        if let Some(url) = &self.city_login_url
-            && !(url.starts_with("https://") || url.starts_with("http://"))
-        {
-            return Err(ConfigError::Invalid {
-                setting: "city_login_url",
-                reason: format!("`{}` must be an http:// or https:// URL", redact_url(url)),
-            });
+        if let Some(url) = &self.city_login_url {
+            require_https("city_login_url", url)?;
         }
         if self.database_max_connections == 0 {
             return Err(ConfigError::Invalid {
@@ -232,6 +263,7 @@ impl Config {
                 reason: "must be 0 to 1000".into(),
             });
         }
+        self.validate_limits()?;
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid {
                 setting: "max_body_bytes",
@@ -239,6 +271,30 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let at_least_one = |setting: &'static str, value: u64| {
+            if value == 0 {
+                Err(ConfigError::Invalid {
+                    setting,
+                    reason: "must be at least 1".into(),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        at_least_one("max_connections", self.max_connections.into())?;
+        at_least_one("header_timeout_secs", self.header_timeout_secs)?;
+        at_least_one("request_timeout_secs", self.request_timeout_secs)?;
+        at_least_one(
+            "database_acquire_timeout_ms",
+            self.database_acquire_timeout_ms,
+        )?;
+        at_least_one(
+            "city_max_token_lifetime_secs",
+            self.city_max_token_lifetime_secs,
+        )
     }
 
     /// The base URL printed into QR codes, without a trailing slash.
@@ -332,6 +388,20 @@ impl fmt::Debug for Config {
             .field("max_active_sessions", &self.max_active_sessions)
             .field("max_unpaid_sessions", &self.max_unpaid_sessions)
             .field("plate_retention_days", &self.plate_retention_days)
+            .field("rate_limit_per_address", &self.rate_limit_per_address)
+            .field("rate_limit_per_identity", &self.rate_limit_per_identity)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("max_connections", &self.max_connections)
+            .field("header_timeout_secs", &self.header_timeout_secs)
+            .field("request_timeout_secs", &self.request_timeout_secs)
+            .field(
+                "database_acquire_timeout_ms",
+                &self.database_acquire_timeout_ms,
+            )
+            .field(
+                "city_max_token_lifetime_secs",
+                &self.city_max_token_lifetime_secs,
+            )
             .finish()
     }
 }

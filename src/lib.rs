@@ -41,6 +41,8 @@ pub struct AppState {
     pub payments_url: Option<String>,
     /// The key of the keyed hash by which the audit chain commits to plates.
     pub plate_key: Arc<[u8; 32]>,
+    /// Rate limits and the request deadline.
+    pub limits: Arc<http::limits::Limits>,
 }
 
 impl AppState {

@@ -88,6 +88,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         config.public_url = Some(format!("http://{ip}:{}", config.bind.port()));
     }
     let db = super::serve::open_database(&config).await?;
+    refuse_foreign_operators(&db).await?;
     let audience = config.city_audience.clone();
     let state = super::serve::state(config, db).await?;
     let (idp, verifier) = demo_identity(audience, state.clock.clone()).await?;
@@ -109,6 +110,43 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         welcome(addr, &public_url, &seeded)
     })
     .await
+}
+
+/// `qrpark demo` publishes a well-known operator key: it must never run on a database that
+/// serves anyone but the demo operator.
+async fn refuse_foreign_operators(db: &crate::store::Db) -> anyhow::Result<()> {
+    let demo = demo_fixture()?;
+    let others = operators::others(db, &demo.operator.name, 3).await?;
+    if let Some(first) = others.first() {
+        anyhow::bail!(
+            "this database holds operators other than the demo's (such as {first:?}): \
+             `qrpark demo` gives the world a published operator key, so it runs only on a \
+             database of its own; point QRPARK_DATABASE_URL (or --database-url) at a new one"
+        );
+    }
+    Ok(())
+}
+
+/// `qrpark serve` refuses to start while the published demo operator key
+/// (fixtures/demo.json) opens this database: anyone could act as that operator.
+pub async fn refuse_published_key(db: &crate::store::Db) -> anyhow::Result<()> {
+    let demo = demo_fixture()?;
+    let hash = operator_key::hash(&demo.operator.api_key);
+    if let Some(owner) = operators::authenticate(db, &hash).await? {
+        anyhow::bail!(
+            "the demo operator key published in fixtures/demo.json is valid on this database, \
+             so anyone could act as operator {:?}; revoke it before serving:\n  \
+             qrpark operator key {} --revoke {}",
+            demo.operator.name,
+            owner.operator_id,
+            owner.operator_key_id
+        );
+    }
+    Ok(())
+}
+
+fn demo_fixture() -> anyhow::Result<Demo> {
+    serde_json::from_str(DEMO).context("fixtures/demo.json is malformed")
 }
 
 /// The address this machine uses on its local network. Connecting a UDP socket only picks
@@ -142,7 +180,7 @@ pub async fn demo_identity(
 /// Creates whatever part of the demo data is missing; running it twice changes nothing.
 pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
     let db = &state.db;
-    let demo: Demo = serde_json::from_str(DEMO).context("fixtures/demo.json is malformed")?;
+    let demo = demo_fixture()?;
     let now = state.clock.now();
     let key_hash = operator_key::hash(&demo.operator.api_key);
     let operator = match operators::find(db, &demo.operator.name).await? {

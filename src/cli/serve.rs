@@ -7,6 +7,7 @@ use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, redact_url};
+use crate::http::server::ServerLimits;
 use crate::identity::city::{CityVerifier, JwksSource};
 use crate::qr::keyring::KeyRing;
 use crate::store::Db;
@@ -16,8 +17,10 @@ use crate::{AppState, app};
 /// Refuses to start without a city identity provider, then serves until a signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     require_city_identity(&config)?;
+    require_https_public_url(&config)?;
     let verifier = city_verifier(&config).await?;
     let db = open_database(&config).await?;
+    super::demo::refuse_published_key(&db).await?;
     let state = state(config, db).await?.with_city(verifier, None);
     serve(state, |_| {}).await
 }
@@ -31,9 +34,14 @@ async fn city_verifier(config: &Config) -> anyhow::Result<CityVerifier> {
         .context("configuration: setting `city_jwks` (QRPARK_CITY_JWKS)")?;
     // The clock of the state `serve` builds (see `state`): the system's.
     let clock = Arc::new(SystemClock);
-    CityVerifier::new(source, issuer.clone(), config.city_audience.clone(), clock)
+    let verifier = CityVerifier::new(source, issuer.clone(), config.city_audience.clone(), clock)
         .await
-        .context("configuration: setting `city_jwks` (QRPARK_CITY_JWKS): cannot load the JWKS")
+        .context("configuration: setting `city_jwks` (QRPARK_CITY_JWKS): cannot load the JWKS")?;
+    Ok(
+        verifier.with_max_token_lifetime(std::time::Duration::from_secs(
+            config.city_max_token_lifetime_secs,
+        )),
+    )
 }
 
 /// `serve` must know whom to trust for driver identities before it takes traffic.
@@ -49,12 +57,27 @@ fn require_city_identity(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// QR codes printed for the street must lead drivers over https: the public URL (by default
+/// `http://{bind}`) may be plain http only on loopback.
+fn require_https_public_url(config: &Config) -> anyhow::Result<()> {
+    crate::config::require_https("public_url", &config.public_url()).context(
+        "`qrpark serve` prints the public URL (QRPARK_PUBLIC_URL, --public-url) into QR codes: \
+         set it to the https:// address drivers reach this server at",
+    )?;
+    Ok(())
+}
+
 /// Connects to the configured database and applies pending migrations.
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     let shown = redact_url(&config.database_url);
-    let db = Db::connect(&config.database_url, config.database_max_connections)
-        .await
-        .with_context(|| format!("cannot open database {shown}"))?;
+    let acquire_timeout = std::time::Duration::from_millis(config.database_acquire_timeout_ms);
+    let db = Db::connect_with(
+        &config.database_url,
+        config.database_max_connections,
+        acquire_timeout,
+    )
+    .await
+    .with_context(|| format!("cannot open database {shown}"))?;
     db.migrate()
         .await
         .with_context(|| format!("cannot migrate database {shown}"))?;
@@ -84,6 +107,7 @@ pub async fn state(config: Config, db: Db) -> anyhow::Result<AppState> {
         city: None,
         demo_idp: None,
         payments_url: config.city_payments_url.clone(),
+        limits: Arc::new(crate::http::limits::Limits::from_config(&config)),
         config: Arc::new(config),
     })
 }
@@ -106,10 +130,8 @@ pub async fn serve(
     crate::sessions::scheduler::spawn(state.clone());
     ready(addr);
     let db = state.db.clone();
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server failed")?;
+    let limits = ServerLimits::from_config(&state.config);
+    crate::http::server::serve(listener, app(state), limits, shutdown_signal()).await;
     db.close().await;
     tracing::info!("qrpark stopped");
     Ok(())

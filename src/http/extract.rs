@@ -293,7 +293,10 @@ impl FromRequestParts<AppState> for Driver {
             return Err(invalid());
         };
         match verifier.verify(token).await {
-            Ok(identity) => Ok(Driver(identity)),
+            Ok(identity) => {
+                state.limits.check_identity(&identity.subject)?;
+                Ok(Driver(identity))
+            }
             Err(reason) => {
                 // The reason helps whoever runs qrpark; an attacker learns nothing from it.
                 tracing::info!(%reason, "refused a city identity token");

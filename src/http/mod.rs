@@ -23,11 +23,13 @@ pub mod enforcement;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod limits;
 pub mod operator;
 pub mod pages;
 pub mod public;
 pub mod quote;
 pub mod scan;
+pub mod server;
 
 use error::{ApiError, ErrorCode};
 
@@ -82,7 +84,15 @@ impl Modify for SecurityAddon {
 
 /// The OpenAPI document of every route, generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes(false).split_for_parts().1
+    documented(false).1
+}
+
+/// The routes and their OpenAPI document, with the answers the limits add to every route
+/// (known only once every route is in).
+fn documented(with_demo: bool) -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut api) = routes(with_demo).split_for_parts();
+    utoipa::Modify::modify(&limits::LimitsDoc, &mut api);
+    (router, api)
 }
 
 fn routes(with_demo: bool) -> OpenApiRouter<AppState> {
@@ -106,11 +116,19 @@ fn routes(with_demo: bool) -> OpenApiRouter<AppState> {
 /// The whole application, exactly as `qrpark serve` runs it.
 pub fn app(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
-    let (router, api) = routes(state.demo_idp.is_some()).split_for_parts();
+    let (router, api) = documented(state.demo_idp.is_some());
     let router = router
         .merge(pages::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::deadline,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit_by_address,
+        ))
         .layer(axum::middleware::from_fn(crate::telemetry::track_requests))
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api));

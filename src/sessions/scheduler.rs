@@ -2,7 +2,8 @@
 //! session's planned end (`stop_at`) or maximum stay (`leave_by`) first stops it, priced to
 //! that instant. Exactly once: the stop is a conditional update in one transaction, and on
 //! PostgreSQL a process skips a session another one is stopping (`for update skip locked`).
-//! Plates past their retention are erased on the same loop.
+//! Plates past their retention are erased, and idempotency keys past their 24 hours
+//! forgotten, on the same loop.
 
 use std::time::Duration;
 
@@ -11,14 +12,14 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::{Claim, end};
 use crate::AppState;
 use crate::domain::session::EndedBy;
-use crate::store::{sessions, vehicles};
+use crate::store::{idempotency, sessions, vehicles};
 
 /// How often the loop looks for due sessions: endings happen within this of their instant
 /// (plus the stop itself), well inside the 5 seconds promised.
 pub const TICK: Duration = Duration::from_secs(1);
 /// Most sessions one round stops; the next round takes the rest at once.
 const BATCH: i64 = 200;
-/// How often plates past their retention are erased.
+/// How often plates past their retention are erased and old idempotency keys forgotten.
 const RETENTION_EVERY: Duration = Duration::from_secs(600);
 
 /// Stops every session due at the clock's now; how many this process stopped.
@@ -77,6 +78,15 @@ pub async fn erase_old_plates(state: &AppState) -> anyhow::Result<u64> {
     Ok(erased)
 }
 
+/// Forgets idempotency keys past their 24 hours, so the table holds one day of starts.
+pub async fn purge_idempotency_keys(state: &AppState) -> anyhow::Result<u64> {
+    let purged = idempotency::purge_expired(&state.db, state.clock.now()).await?;
+    if purged > 0 {
+        tracing::info!(purged, "forgot idempotency keys past their 24 hours");
+    }
+    Ok(purged)
+}
+
 /// Runs the loop in the background for as long as the process lives.
 pub fn spawn(state: AppState) {
     tokio::spawn(async move {
@@ -97,6 +107,9 @@ pub fn spawn(state: AppState) {
                 }
                 if retention && let Err(error) = erase_old_plates(&round).await {
                     tracing::warn!(?error, "erasing old plates failed");
+                }
+                if retention && let Err(error) = purge_idempotency_keys(&round).await {
+                    tracing::warn!(?error, "purging old idempotency keys failed");
                 }
             })
             .await;

@@ -13,6 +13,11 @@
 //! created_at}` and `Idempotency-Key: {reference}`. Both carry
 //! `Qrpark-Signature: kid="k1", alg="EdDSA", sig="<base64url Ed25519 over the body>"`,
 //! verifiable with qrpark's `/.well-known/jwks.json`.
+//!
+//! The client follows no redirect (a 3xx is retried, never followed with the signed body)
+//! and uses no proxy from the environment. What is logged and stored about a failure
+//! (`settlement.last_error`, the audit payload) never holds the URL, which may carry
+//! credentials: only the kind of failure.
 
 use std::time::Duration;
 
@@ -203,14 +208,52 @@ async fn send(state: &AppState, client: &reqwest::Client, request: &Request) -> 
                 retry(error)
             }
         }
-        Err(e) => retry(format!("gateway unreachable: {e}")),
+        Err(e) => retry(format!("gateway unreachable: {}", describe(&e))),
+    }
+}
+
+/// The client for the gateway: no redirects followed, no proxy taken from the environment.
+pub fn gateway_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+}
+
+/// What went wrong with a request, without its URL (which may hold credentials).
+fn describe(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else if error.is_redirect() {
+        "redirect refused"
+    } else if error.is_body() || error.is_decode() {
+        "broken answer"
+    } else if error.is_request() {
+        "request failed"
+    } else {
+        "failed"
+    };
+    // The innermost I/O error says why (refused, reset...) and never names the URL.
+    let mut source = std::error::Error::source(error);
+    let mut io = None;
+    while let Some(cause) = source {
+        if let Some(e) = cause.downcast_ref::<std::io::Error>() {
+            io = Some(e.kind());
+        }
+        source = cause.source();
+    }
+    match io {
+        Some(kind_of_io) => format!("{kind} ({kind_of_io})"),
+        None => kind.to_owned(),
     }
 }
 
 /// Runs deliveries every `every` until the process ends.
 pub fn spawn(state: AppState, every: Duration) {
     tokio::spawn(async move {
-        let client = match reqwest::Client::builder().build() {
+        let client = match gateway_client() {
             Ok(client) => client,
             Err(error) => {
                 tracing::error!(%error, "cannot build the payment gateway client");

@@ -129,6 +129,28 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// Whether `err` says the database cannot answer right now, rather than refusing the query:
+/// no connection came free in time, the connection broke, or the server is shutting down,
+/// starting up or out of connections (SQLSTATE classes 08 and 57P, code 53300). Such a
+/// failure answers 503 `unavailable`, and the pool reconnects on its own once it is back.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || code.starts_with("57P") || code == "53300"
+        }),
+        _ => false,
+    }
+}
+
+/// How long a caller waits for a pooled connection before giving up with 503: long enough
+/// to ride out a burst, short enough that a database that is down fails requests fast.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// `$first, $first+1, ...`: the placeholders of an `in (...)` list of `count` values,
 /// bound one by one (SQLite has no arrays, so both backends take the list this way).
 pub(crate) fn placeholders(first: usize, count: usize) -> String {
@@ -171,6 +193,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 impl Db {
     /// Opens a pool for `url`; SQLite files are created if missing.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
+        Self::connect_with(url, max_connections, DEFAULT_ACQUIRE_TIMEOUT).await
+    }
+
+    /// Like [`Db::connect`], waiting at most `acquire_timeout` for a pooled connection.
+    pub async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self, sqlx::Error> {
         match Backend::of(url) {
             Some(Backend::Sqlite) => {
                 let options = SqliteConnectOptions::from_str(url)?
@@ -185,7 +216,7 @@ impl Db {
                     .pragma("wal_autocheckpoint", "1000");
                 let pool = SqlitePoolOptions::new()
                     .max_connections(max_connections)
-                    .acquire_timeout(Duration::from_secs(10))
+                    .acquire_timeout(acquire_timeout)
                     .connect_with(options)
                     .await?;
                 // Sessions and payments must outlive the process, and the export reads the
@@ -209,7 +240,7 @@ impl Db {
             }
             Some(Backend::Postgres) => {
                 let options = PgConnectOptions::from_str(url)?;
-                Self::connect_postgres(options, max_connections).await
+                Self::connect_postgres_with(options, max_connections, acquire_timeout).await
             }
             None => Err(sqlx::Error::Configuration(
                 format!(
@@ -226,9 +257,18 @@ impl Db {
         options: PgConnectOptions,
         max_connections: u32,
     ) -> Result<Self, sqlx::Error> {
+        Self::connect_postgres_with(options, max_connections, DEFAULT_ACQUIRE_TIMEOUT).await
+    }
+
+    /// Like [`Db::connect_postgres`], waiting at most `acquire_timeout` for a connection.
+    pub async fn connect_postgres_with(
+        options: PgConnectOptions,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self, sqlx::Error> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(acquire_timeout)
             .connect_with(options)
             .await?;
         Ok(Self::Postgres(pool))
@@ -286,7 +326,26 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use super::{Constraint, Db, StoreError};
+    use super::{Constraint, Db, StoreError, is_unavailable};
+
+    #[test]
+    fn a_database_out_of_reach_is_unavailable_and_a_refused_query_is_not() {
+        for unreachable in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()),
+            sqlx::Error::WorkerCrashed,
+        ] {
+            assert!(is_unavailable(&unreachable), "{unreachable:?}");
+        }
+        for refused in [
+            sqlx::Error::RowNotFound,
+            sqlx::Error::Protocol("unexpected message".into()),
+            sqlx::Error::ColumnNotFound("x".into()),
+        ] {
+            assert!(!is_unavailable(&refused), "{refused:?}");
+        }
+    }
 
     #[tokio::test]
     async fn only_the_one_session_per_space_index_is_a_taken_space() {

@@ -102,6 +102,17 @@ pub async fn find(db: &Db, name_or_id: &str) -> StoreResult<Option<Operator>> {
     })
 }
 
+/// The names of up to `limit` operators not named `name`, in the order they were created.
+pub async fn others(db: &Db, name: &str, limit: i64) -> StoreResult<Vec<String>> {
+    on_db!(db, pool => Ok(sqlx::query_scalar(
+        "select name from operator where name <> $1 order by created_at, name limit $2",
+    )
+    .bind(name)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?))
+}
+
 /// Adds another key to an operator.
 pub async fn add_key(
     db: &Db,

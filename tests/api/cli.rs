@@ -382,3 +382,169 @@ async fn audit_plate_prints_the_keyed_hash_the_chain_holds() {
     let refused = qrpark(&dir, &["audit", "plate", "not a plate!"]);
     assert!(!refused.status.success());
 }
+
+/// `qrpark ARGS` with a city identity configured, so that `serve` gets past that check.
+fn qrpark_with_city(dir: &TempDir, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let clock = std::sync::Arc::new(qrpark::clock::SystemClock);
+    let idp = qrpark::identity::demo_idp::DemoIdp::generate(clock);
+    let jwks = dir.0.join("city-jwks.json");
+    std::fs::write(&jwks, serde_json::to_string(&idp.jwks()).unwrap()).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_qrpark"));
+    command
+        .args(args)
+        .current_dir(&dir.0)
+        .env_remove("QRPARK_PUBLIC_URL")
+        .env(
+            "QRPARK_DATABASE_URL",
+            format!("sqlite://{}", dir.0.join("cli.db").display()),
+        )
+        .env("QRPARK_BIND", "127.0.0.1:0")
+        .env("QRPARK_CITY_JWKS", &jwks)
+        .env(
+            "QRPARK_CITY_ISSUER",
+            qrpark::identity::demo_idp::DemoIdp::ISSUER,
+        );
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("run qrpark")
+}
+
+#[test]
+fn urls_crossing_the_network_must_be_https() {
+    let dir = TempDir::new();
+    for (setting, value) in [
+        (
+            "QRPARK_CITY_PAYMENTS_URL",
+            "http://pay.city.example/settlements",
+        ),
+        (
+            "QRPARK_CITY_LOGIN_URL",
+            "http://login.city.example/authorize",
+        ),
+    ] {
+        let out = qrpark_with_city(&dir, &["migrate"], &[(setting, value)]);
+        assert!(!out.status.success(), "{setting}={value} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let name = setting.trim_start_matches("QRPARK_").to_lowercase();
+        assert!(
+            stderr.contains(&name) && stderr.contains("https://"),
+            "{stderr}"
+        );
+        // On loopback, plain http is fine (a gateway stand-in on the same machine).
+        let local = value
+            .replace("pay.city.example", "127.0.0.1:9")
+            .replace("login.city.example", "localhost");
+        let out = qrpark_with_city(&dir, &["migrate"], &[(setting, &local)]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // `serve` prints its public URL into QR codes: https, unless on loopback.
+    let out = qrpark_with_city(
+        &dir,
+        &["serve"],
+        &[("QRPARK_PUBLIC_URL", "http://parking.example")],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("public_url") && stderr.contains("https://"),
+        "{stderr}"
+    );
+    // Bound to every interface without a public URL, the default http://0.0.0.0:... is refused.
+    let out = qrpark_with_city(&dir, &["serve"], &[("QRPARK_BIND", "0.0.0.0:0")]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("QRPARK_PUBLIC_URL"), "{stderr}");
+}
+
+/// The demo operator and its key, as fixtures/demo.json publishes them.
+fn demo_operator() -> (String, String) {
+    let demo: serde_json::Value =
+        serde_json::from_str(include_str!("../../fixtures/demo.json")).unwrap();
+    (
+        demo["operator"]["name"].as_str().unwrap().to_owned(),
+        demo["operator"]["api_key"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn serve_refuses_the_published_demo_key_until_it_is_revoked() {
+    let dir = TempDir::new();
+    let url = format!("sqlite://{}", dir.0.join("cli.db").display());
+    let db = Db::connect(&url, 1).await.unwrap();
+    db.migrate().await.unwrap();
+    let (name, key) = demo_operator();
+    let (operator, demo_key) =
+        operators::create(&db, &name, &operator_key::hash(&key), chrono::Utc::now())
+            .await
+            .unwrap();
+
+    let out = qrpark_with_city(&dir, &["serve"], &[]);
+    assert!(
+        !out.status.success(),
+        "serve started with the demo key valid"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("fixtures/demo.json"), "{stderr}");
+    let revoke = format!(
+        "qrpark operator key {} --revoke {}",
+        operator.operator_id, demo_key.operator_key_id
+    );
+    assert!(stderr.contains(&revoke), "{stderr}");
+
+    // The command it prints does the job.
+    let args: Vec<&str> = revoke.split(' ').skip(1).collect();
+    let out = qrpark(&dir, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    qrpark::cli::demo::refuse_published_key(&db)
+        .await
+        .expect("no published key opens the database any more");
+}
+
+#[test]
+fn demo_refuses_a_database_with_other_operators() {
+    let dir = TempDir::new();
+    let out = qrpark(&dir, &["operator", "create", "Metro Parking"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qrpark"))
+        .args(["--bind", "127.0.0.1:0", "demo"])
+        .current_dir(&dir.0)
+        .env(
+            "QRPARK_DATABASE_URL",
+            format!("sqlite://{}", dir.0.join("cli.db").display()),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let began = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if began.elapsed() > std::time::Duration::from_secs(30) {
+            child.kill().unwrap();
+            panic!("`qrpark demo` started on a database with another operator");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("other than the demo") && stderr.contains("Metro Parking"),
+        "{stderr}"
+    );
+}

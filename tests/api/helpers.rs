@@ -227,7 +227,9 @@ impl TestApp {
         Some(Self::start(db, url, None, payments_url).await)
     }
 
-    async fn start(
+    /// An app on `db` (migrated here), whose URL is `url`: for tests that bring a database
+    /// of their own (tests/api/faults.rs).
+    pub async fn start(
         db: Db,
         url: String,
         dir: Option<TempDir>,
@@ -242,6 +244,10 @@ impl TestApp {
             database_url: url,
             bind: addr,
             max_body_bytes: 64 * 1024,
+            // The whole suite talks from one address as a few identities: limits are
+            // tested on apps of their own (tests/api/limits.rs).
+            rate_limit_per_address: 0,
+            rate_limit_per_identity: 0,
             ..Config::default()
         };
         // Every test starts on Tuesday 2026-09-29 at 10:00 in Shanghai, and moves time itself.

@@ -55,7 +55,7 @@ async fn deliver_round(app: &TestApp) -> usize {
 }
 
 /// Parks for two hours (25.00) and stops; returns the stop answer's body.
-async fn park_and_stop(app: &TestApp) -> serde_json::Value {
+pub(crate) async fn park_and_stop(app: &TestApp) -> serde_json::Value {
     let op = app.operator("Paid").await;
     let (_, spaces) = parking_lot(app, &op, &["A-1"]).await;
     let driver = app.driver_token("driver-1");

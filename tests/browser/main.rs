@@ -109,6 +109,9 @@ async fn start_app(dir: &TempDir) -> (String, Vec<(String, String)>, String) {
     let config = Config {
         database_url: url,
         bind: addr,
+        // One browser on loopback: the rate limits are tested in tests/api/limits.rs.
+        rate_limit_per_address: 0,
+        rate_limit_per_identity: 0,
         ..Config::default()
     };
     let audience = config.city_audience.clone();

@@ -83,6 +83,8 @@ pub enum ErrorCode {
     PlateRequired,
     /// 422: refunds that would give back more than the session was charged.
     RefundExceedsCharge,
+    /// 429: a client address or city identity over its rate limit (with `Retry-After`).
+    RateLimited,
     /// 500: a bug, logged with its cause and answered without it.
     Internal,
     /// 503: the database does not answer.
@@ -91,7 +93,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of their statuses.
-    pub const ALL: [ErrorCode; 38] = [
+    pub const ALL: [ErrorCode; 39] = [
         Self::MalformedJson,
         Self::BodyUnreadable,
         Self::IdempotencyKeyRequired,
@@ -128,6 +130,7 @@ impl ErrorCode {
         Self::TariffInvalid,
         Self::PlateRequired,
         Self::RefundExceedsCharge,
+        Self::RateLimited,
         Self::Internal,
         Self::Unavailable,
     ];
@@ -371,6 +374,12 @@ impl ErrorCode {
                 "Tariff invalid",
                 "a tariff document with problems, each with its JSON path in `errors`",
             ),
+            Self::RateLimited => (
+                "rate_limited",
+                S::TOO_MANY_REQUESTS,
+                "Too many requests",
+                "a client address or city identity over its rate limit; `Retry-After` says when to try again",
+            ),
             Self::Internal => (
                 "internal",
                 S::INTERNAL_SERVER_ERROR,
@@ -381,7 +390,7 @@ impl ErrorCode {
                 "unavailable",
                 S::SERVICE_UNAVAILABLE,
                 "Service unavailable",
-                "the database does not answer",
+                "the database does not answer, or the request ran past its deadline",
             ),
         }
     }
@@ -470,8 +479,9 @@ mod tests {
             | ErrorCode::UnknownField
             | ErrorCode::ValidationFailed
             | ErrorCode::TariffInvalid
+            | ErrorCode::RateLimited
             | ErrorCode::Internal
-            | ErrorCode::Unavailable => 38,
+            | ErrorCode::Unavailable => 39,
         };
         let distinct: HashSet<_> = ErrorCode::ALL.into_iter().collect();
         assert_eq!(distinct.len(), listed(ErrorCode::Internal));

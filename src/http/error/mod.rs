@@ -5,7 +5,7 @@ mod code;
 
 pub use code::ErrorCode;
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -34,6 +34,8 @@ pub struct Problem {
     pub extensions: Map<String, Value>,
     /// A `WWW-Authenticate` challenge for 401 answers.
     pub challenge: Option<String>,
+    /// Other headers of the answer (`Retry-After` of a 429).
+    pub headers: HeaderMap,
 }
 
 /// One field that failed validation, named by its JSON path (`$.codes[2]`).
@@ -82,6 +84,7 @@ impl ApiError {
             detail: detail.into(),
             extensions: Map::new(),
             challenge: None,
+            headers: HeaderMap::new(),
         }))
     }
 
@@ -89,6 +92,14 @@ impl ApiError {
     pub fn with(mut self, key: &str, value: Value) -> Self {
         if let Self::Problem(problem) = &mut self {
             problem.extensions.insert(key.to_owned(), value);
+        }
+        self
+    }
+
+    /// Adds a header to the answer (ignored for internal errors).
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        if let Self::Problem(problem) = &mut self {
+            problem.headers.insert(name, value);
         }
         self
     }
@@ -159,14 +170,10 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(other @ Constraint::OperatorKeyHash) => {
                 return Self::internal(anyhow::anyhow!("unexpected conflict: {other:?}"));
             }
-            StoreError::Database(db) => {
-                return match db {
-                    sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                        Self::Unavailable(db.into())
-                    }
-                    other => Self::Internal(other.into()),
-                };
+            StoreError::Database(db) if crate::store::is_unavailable(&db) => {
+                return Self::Unavailable(db.into());
             }
+            StoreError::Database(db) => return Self::Internal(db.into()),
         };
         Self::new(code, detail)
     }
@@ -213,11 +220,10 @@ impl From<anyhow::Error> for ApiError {
                 StoreError::Conflict(_) => None,
             })
             .or_else(|| err.downcast_ref::<sqlx::Error>());
-        match database {
-            Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => {
-                Self::Unavailable(err)
-            }
-            _ => Self::Internal(err),
+        if database.is_some_and(crate::store::is_unavailable) {
+            Self::Unavailable(err)
+        } else {
+            Self::Internal(err)
         }
     }
 }
@@ -255,6 +261,7 @@ impl Problem {
             detail: detail.into(),
             extensions: Map::new(),
             challenge: None,
+            headers: HeaderMap::new(),
         }
     }
 
@@ -281,6 +288,7 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let mut response = (self.status(), self.body()).into_response();
         let headers = response.headers_mut();
+        headers.extend(self.headers);
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(challenge) = self.challenge
             && let Ok(value) = HeaderValue::from_str(&challenge)

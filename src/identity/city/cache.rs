@@ -1,15 +1,18 @@
 //! Verified tokens, kept under their SHA-256 until their `exp`: a driver's repeated requests
-//! cost a hash and a map lookup instead of a signature check. Only successes come here.
+//! cost a hash and a map lookup instead of a signature check. Only successes come here. When
+//! full, the least recently used token goes: the drivers active right now stay cached however
+//! many tokens an attacker has signed for.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
+use lru::LruCache;
 use sha2::{Digest, Sha256};
 
 use super::CityIdentity;
 
-/// Most verified tokens kept; when full, expired entries go first, then everything.
+/// Most verified tokens kept; when full, the least recently used goes.
 pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
 
 /// The key a token is cached under: its SHA-256, so the token itself is never kept.
@@ -19,59 +22,59 @@ pub(super) fn digest(token: &str) -> [u8; 32] {
 
 /// The identities proven by recently verified tokens.
 pub(super) struct TokenCache {
-    entries: RwLock<HashMap<[u8; 32], CityIdentity>>,
-    capacity: usize,
+    entries: Mutex<LruCache<[u8; 32], CityIdentity>>,
+}
+
+fn bound(capacity: usize) -> NonZeroUsize {
+    NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)
 }
 
 impl TokenCache {
     /// An empty cache holding at most `capacity` tokens (at least one).
     pub(super) fn new(capacity: usize) -> Self {
         Self {
-            entries: RwLock::new(HashMap::new()),
-            capacity: capacity.max(1),
+            entries: Mutex::new(LruCache::new(bound(capacity))),
         }
     }
 
-    /// Changes how many tokens are kept from the next insertion on.
+    /// Changes how many tokens are kept, dropping the least recently used beyond it.
     pub(super) fn set_capacity(&mut self, capacity: usize) {
-        self.capacity = capacity.max(1);
+        self.lock().resize(bound(capacity));
     }
 
-    /// The identity a token proved, unless its `exp` has come by `now`.
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<[u8; 32], CityIdentity>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The identity a token proved, unless its `exp` has come by `now`; a hit makes the
+    /// token the most recently used.
     pub(super) fn get(&self, digest: &[u8; 32], now: DateTime<Utc>) -> Option<CityIdentity> {
-        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(digest)
-            .filter(|identity| identity.expires_at > now)
-            .cloned()
+        let mut entries = self.lock();
+        match entries.get(digest) {
+            Some(identity) if identity.expires_at > now => Some(identity.clone()),
+            Some(_) => {
+                entries.pop(digest);
+                None
+            }
+            None => None,
+        }
     }
 
-    /// Keeps a verified token's identity until its `exp`.
-    pub(super) fn remember(&self, digest: [u8; 32], identity: &CityIdentity, now: DateTime<Utc>) {
-        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= self.capacity {
-            entries.retain(|_, cached| cached.expires_at > now);
-            if entries.len() >= self.capacity {
-                // Still full of live tokens: start over rather than pay for an LRU on every
-                // hit. The cost is one signature check per token on its next request.
-                entries.clear();
-            }
-        }
-        entries.insert(digest, identity.clone());
+    /// Keeps a verified token's identity until its `exp`, evicting the least recently used
+    /// token when full.
+    pub(super) fn remember(&self, digest: [u8; 32], identity: &CityIdentity) {
+        self.lock().put(digest, identity.clone());
     }
 
     /// Forgets every token.
     pub(super) fn clear(&self) {
-        self.entries
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.lock().clear();
     }
 
     /// How many tokens are kept.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.entries.read().unwrap_or_else(|p| p.into_inner()).len()
+        self.lock().len()
     }
 }
 
@@ -120,5 +123,34 @@ mod tests {
             v.verify(&es.sign(&c)).await.unwrap();
             assert!(v.cache.len() <= 3);
         }
+        assert_eq!(v.cache.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn evicts_the_least_recently_used_token_when_full() {
+        let v = verifier().await.with_cache_capacity(3);
+        let es = TestKey::es();
+        let token = |i: usize| es.sign(&with(claims(), "sub", json!(format!("driver-{i}"))));
+        let (a, b, c, d) = (token(1), token(2), token(3), token(4));
+        for t in [&a, &b, &c] {
+            v.verify(t).await.unwrap();
+        }
+        assert_eq!(v.signature_checks(), 3);
+        // `a` is used again, so `b` is now the least recently used...
+        v.verify(&a).await.unwrap();
+        assert_eq!(v.signature_checks(), 3);
+        // ...and a fourth token pushes out `b` alone, not the whole cache.
+        v.verify(&d).await.unwrap();
+        assert_eq!(v.signature_checks(), 4);
+        for t in [&a, &c, &d] {
+            v.verify(t).await.unwrap();
+        }
+        assert_eq!(v.signature_checks(), 4, "a, c and d are still cached");
+        v.verify(&b).await.unwrap();
+        assert_eq!(
+            v.signature_checks(),
+            5,
+            "b was evicted and is checked again"
+        );
     }
 }

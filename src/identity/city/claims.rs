@@ -17,16 +17,22 @@ pub const LEEWAY: Duration = Duration::from_secs(60);
 /// Longest `sub` accepted, in characters.
 pub const MAX_SUBJECT_CHARS: usize = 255;
 
+/// Longest lifetime (`exp` minus `iat`) of a token accepted unless configured otherwise
+/// (`QRPARK_CITY_MAX_TOKEN_LIFETIME_SECS`): a token stolen from a phone is useful for at most
+/// this long, however far away its issuer set its `exp`.
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// Latest instant a NumericDate may name (9999-12-31T23:59:59Z).
 const MAX_NUMERIC_DATE: f64 = 253_402_300_799.0;
 
-/// The identity the claims prove at `now`, if they name the city's `issuer` and include our
-/// `audience`.
+/// The identity the claims prove at `now`, if they name the city's `issuer`, include our
+/// `audience`, and live no longer than `max_lifetime` (from `iat`, or from `now` without one).
 pub(super) fn check(
     claims: &Map<String, Value>,
     issuer: &str,
     audience: &str,
     now: DateTime<Utc>,
+    max_lifetime: Duration,
 ) -> Result<CityIdentity, TokenRejection> {
     let exp = numeric_date(claims, "exp")?.ok_or(TokenRejection::MissingClaim("exp"))?;
     let nbf = numeric_date(claims, "nbf")?;
@@ -98,6 +104,12 @@ pub(super) fn check(
         && iat > now + leeway
     {
         return Err(TokenRejection::IssuedInFuture(iat));
+    }
+    let lifetime = exp - iat.unwrap_or(now);
+    if lifetime > TimeDelta::from_std(max_lifetime).unwrap_or(TimeDelta::MAX) {
+        return Err(TokenRejection::LivesTooLong {
+            seconds: lifetime.num_seconds(),
+        });
     }
 
     Ok(CityIdentity {
@@ -219,6 +231,42 @@ mod tests {
             let got = format!("{:?}", rejected(v.verify(&es.sign(&c)).await));
             assert!(got.starts_with(expected), "{c}: {got}");
         }
+    }
+
+    #[tokio::test]
+    async fn refuses_tokens_that_live_longer_than_the_maximum() {
+        let day = 24 * 3600;
+        let v = verifier().await;
+        let es = TestKey::es();
+        // Exactly the default maximum is fine; a second more is not.
+        let c = with(claims(), "exp", json!(now() + day));
+        v.verify(&es.sign(&c)).await.unwrap();
+        let c = with(claims(), "exp", json!(now() + day + 1));
+        assert_eq!(
+            rejected(v.verify(&es.sign(&c)).await),
+            TokenRejection::LivesTooLong { seconds: day + 1 }
+        );
+        // Issued an hour ago for 25 hours: 24 remain, but it lives 25.
+        let c = with(claims(), "iat", json!(now() - 3600));
+        let c = with(c, "exp", json!(now() + day));
+        assert!(matches!(
+            rejected(v.verify(&es.sign(&c)).await),
+            TokenRejection::LivesTooLong { .. }
+        ));
+        // Without `iat`, what remains of it counts.
+        let c = with(without(claims(), "iat"), "exp", json!(now() + day + 60));
+        assert!(matches!(
+            rejected(v.verify(&es.sign(&c)).await),
+            TokenRejection::LivesTooLong { .. }
+        ));
+        // The maximum is a setting.
+        let short = verifier()
+            .await
+            .with_max_token_lifetime(Duration::from_secs(300));
+        assert!(matches!(
+            rejected(short.verify(&es.sign(&claims())).await),
+            TokenRejection::LivesTooLong { seconds: 600 }
+        ));
     }
 
     #[tokio::test]

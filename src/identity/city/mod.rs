@@ -50,7 +50,7 @@ use serde_json::{Map, Value};
 use crate::clock::Clock;
 
 pub use cache::DEFAULT_CACHE_CAPACITY;
-pub use claims::{LEEWAY, MAX_SUBJECT_CHARS};
+pub use claims::{DEFAULT_MAX_LIFETIME, LEEWAY, MAX_SUBJECT_CHARS};
 pub use jwks::{FETCH_TIMEOUT, JwksError, MAX_JWKS_BYTES};
 pub use keys::DEFAULT_REFETCH_INTERVAL;
 pub use settings::{CityIdentity, JwksSource};
@@ -108,6 +108,8 @@ pub enum TokenRejection {
     BadSubject(&'static str),
     #[error("roles is not an array of strings")]
     BadRoles,
+    #[error("token lives {seconds} s, longer than the longest lifetime accepted")]
+    LivesTooLong { seconds: i64 },
 }
 
 /// Verifies city identity tokens against the city's JWKS, with a cache of verified tokens.
@@ -118,6 +120,7 @@ pub struct CityVerifier {
     cache: TokenCache,
     clock: Arc<dyn Clock>,
     signature_checks: AtomicU64,
+    max_lifetime: Duration,
 }
 
 impl std::fmt::Debug for CityVerifier {
@@ -153,6 +156,7 @@ impl CityVerifier {
             cache: TokenCache::new(DEFAULT_CACHE_CAPACITY),
             clock,
             signature_checks: AtomicU64::new(0),
+            max_lifetime: DEFAULT_MAX_LIFETIME,
         })
     }
 
@@ -165,6 +169,12 @@ impl CityVerifier {
     /// Sets how many verified tokens are kept (default [`DEFAULT_CACHE_CAPACITY`]).
     pub fn with_cache_capacity(mut self, capacity: usize) -> Self {
         self.cache.set_capacity(capacity);
+        self
+    }
+
+    /// Sets the longest token lifetime (`exp` minus `iat`) accepted (default one day).
+    pub fn with_max_token_lifetime(mut self, max_lifetime: Duration) -> Self {
+        self.max_lifetime = max_lifetime;
         self
     }
 
@@ -221,8 +231,14 @@ impl CityVerifier {
 
         // Read the clock again: a refetch for an unknown kid may have taken seconds.
         let now = self.clock.now();
-        let identity = claims::check(&claims, &self.issuer, &self.audience, now)?;
-        self.cache.remember(digest, &identity, now);
+        let identity = claims::check(
+            &claims,
+            &self.issuer,
+            &self.audience,
+            now,
+            self.max_lifetime,
+        )?;
+        self.cache.remember(digest, &identity);
         Ok(identity)
     }
 }

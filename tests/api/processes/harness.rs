@@ -88,8 +88,14 @@ impl Shared {
             .current_dir(&self.dir.0)
             .env("QRPARK_DATABASE_URL", &self.url)
             .env("QRPARK_DATABASE_MAX_CONNECTIONS", "8")
+            // A small pool under bursts of a hundred starts on a busy machine: requests may
+            // queue for a connection longer than the production default of 5 s.
+            .env("QRPARK_DATABASE_ACQUIRE_TIMEOUT_MS", "10000")
             .env("QRPARK_BIND", "127.0.0.1:0")
-            .env("QRPARK_PUBLIC_URL", "http://qrpark.test")
+            .env("QRPARK_PUBLIC_URL", "https://qrpark.test")
+            // Load from one address as a few drivers: limits are tested in tests/api/limits.rs.
+            .env("QRPARK_RATE_LIMIT_PER_ADDRESS", "0")
+            .env("QRPARK_RATE_LIMIT_PER_IDENTITY", "0")
             .env("QRPARK_DATA_DIR", self.dir.0.join("data"))
             .env("QRPARK_CITY_JWKS", &self.jwks)
             .env("QRPARK_CITY_ISSUER", DemoIdp::ISSUER)
