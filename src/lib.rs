@@ -15,6 +15,7 @@ pub mod http;
 pub mod identity;
 pub mod qr;
 pub mod render;
+pub mod secrets;
 pub mod sessions;
 pub mod settlement;
 pub mod store;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub payments_url: Option<String>,
     /// The key of the keyed hash by which the audit chain commits to plates.
     pub plate_key: Arc<[u8; 32]>,
+    /// The key of the keyed hash that shows operators a pseudonym of each driver.
+    pub pseudonym_key: Arc<[u8; 32]>,
 }
 
 impl AppState {

@@ -16,6 +16,7 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::domain::currency::Currency;
+use crate::domain::key_purpose::KeyPurpose;
 use crate::domain::money::Money;
 use crate::store::outbox::{self, Outcome};
 use crate::store::sessions::Settlement;
@@ -110,7 +111,11 @@ async fn deliver(
         "created_at": settlement.created_at,
     })
     .to_string();
-    let key = match state.keys.signing_key().await {
+    let key = match state
+        .keys
+        .signing_key(KeyPurpose::Gateway, state.clock.now())
+        .await
+    {
         Ok(key) => key,
         Err(e) => return retry(format!("no signing key: {e}")),
     };

@@ -109,6 +109,7 @@ async fn start_app(dir: &TempDir) -> (String, Vec<(String, String)>, String) {
     let config = Config {
         database_url: url,
         bind: addr,
+        data_dir: dir.0.join("data"),
         ..Config::default()
     };
     let audience = config.city_audience.clone();

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::domain::currency::Currency;
 use crate::domain::money::Money;
+use crate::domain::pseudonym::pseudonym;
 use crate::domain::session::{EndedBy, SessionStatus};
 use crate::domain::text;
 use crate::http::error::{ApiError, FieldError, ProblemBody};
@@ -41,7 +42,9 @@ pub struct OperatorSessionView {
     pub id: Uuid,
     pub lot_id: Uuid,
     pub space_id: Uuid,
-    /// The driver's city identity subject.
+    /// A pseudonym of the driver (`d_` and 32 hex digits), never the city identity
+    /// itself: the same driver has the same pseudonym in all your lots, and another one in
+    /// every other operator's.
     pub driver: String,
     /// `active` or `stopped`.
     #[schema(value_type = String)]
@@ -71,7 +74,12 @@ pub struct OperatorSessionList {
     pub sessions: Vec<OperatorSessionView>,
 }
 
-fn operator_view(session: Session) -> Result<OperatorSessionView, ApiError> {
+/// The session as `operator` may see it: the driver under a pseudonym.
+fn operator_view(
+    state: &AppState,
+    operator: &Operator,
+    session: Session,
+) -> Result<OperatorSessionView, ApiError> {
     let fee_total = match session.fee_minor {
         Some(minor) => {
             let currency = Currency::parse(&session.currency).map_err(ApiError::internal)?;
@@ -83,7 +91,7 @@ fn operator_view(session: Session) -> Result<OperatorSessionView, ApiError> {
         id: session.session_id,
         lot_id: session.lot_id,
         space_id: session.space_id,
-        driver: session.driver,
+        driver: pseudonym(&state.pseudonym_key, operator.operator_id, &session.driver),
         status: session.status,
         started_at: session.started_at,
         ended_at: session.ended_at,
@@ -131,7 +139,7 @@ pub async fn list_sessions(
     let sessions = sessions::list_for_operator(&state.db, operator.operator_id, &filter, limit)
         .await?
         .into_iter()
-        .map(operator_view)
+        .map(|session| operator_view(&state, &operator, session))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(axum::Json(OperatorSessionList { sessions }))
 }
@@ -189,7 +197,7 @@ pub async fn stop_session(
     let stopped = sessions::get_for_operator(&state.db, session_id, operator.operator_id)
         .await?
         .ok_or_else(|| ApiError::not_found("session"))?;
-    Ok(axum::Json(operator_view(stopped)?))
+    Ok(axum::Json(operator_view(&state, &operator, stopped)?))
 }
 
 /// How full a lot is right now.
