@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -19,6 +20,9 @@ use crate::store::{Db, StoreError, StoreResult, signing_keys};
 
 /// How long a process trusts the keys it read before reading them again.
 pub const RELOAD_AFTER: TimeDelta = TimeDelta::seconds(30);
+/// [`RELOAD_AFTER`] in real time: keys read at start-up and first used later than this are
+/// read again rather than trusted (a process may wait long for its first request).
+const RELOAD_AFTER_REAL: std::time::Duration = std::time::Duration::from_secs(30);
 /// An unknown `kid` triggers a reload at most this often (a forged kid costs no query).
 const UNKNOWN_KID_RELOAD: TimeDelta = TimeDelta::seconds(5);
 
@@ -36,13 +40,16 @@ struct Loaded {
     /// When they were read, on the app's clock; `None` until the first caller passes its
     /// clock (the ring is loaded at start-up, before the app's clock is at hand).
     loaded_at: Option<DateTime<Utc>>,
+    /// When they were read, in real time: how old unstamped keys are.
+    read_at: Instant,
 }
 
 impl Loaded {
     fn is_fresh(&self, now: DateTime<Utc>, within: TimeDelta) -> bool {
-        // A clock that moved backwards counts as stale too.
+        // Unstamped keys are the caller's to judge; a clock that moved backwards counts as
+        // stale.
         self.loaded_at
-            .is_none_or(|at| at <= now && now - at < within)
+            .is_some_and(|at| at <= now && now - at < within)
     }
 }
 
@@ -79,17 +86,18 @@ impl KeyRing {
     /// The keys, read again if they are older than `within` (or unstamped: then stamped).
     async fn fresh(&self, now: DateTime<Utc>, within: TimeDelta) -> StoreResult<Arc<Loaded>> {
         let loaded = self.snapshot();
-        if loaded.loaded_at.is_some() && loaded.is_fresh(now, within) {
+        if loaded.is_fresh(now, within) {
             return Ok(loaded);
         }
         let _gate = self.reloading.lock().await;
         let loaded = self.snapshot();
-        if loaded.loaded_at.is_none() {
+        if loaded.loaded_at.is_none() && loaded.read_at.elapsed() < RELOAD_AFTER_REAL {
             // Read at start-up, moments ago: stamp it with the app's clock.
             let stamped = Arc::new(Loaded {
                 signing: loaded.signing.clone(),
                 public: loaded.public.clone(),
                 loaded_at: Some(now),
+                read_at: loaded.read_at,
             });
             self.store(stamped.clone());
             return Ok(stamped);
@@ -284,5 +292,6 @@ async fn read_keys(db: &Db, kek: &Kek, now: DateTime<Utc>) -> StoreResult<Loaded
         signing,
         public,
         loaded_at: Some(now),
+        read_at: Instant::now(),
     })
 }
