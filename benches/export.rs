@@ -34,6 +34,8 @@ fn peak_rss_mib() -> f64 {
 async fn seed(db: &Db, sessions: i64) -> QrSigningKey {
     let config = qrpark::config::Config {
         database_url: String::new(),
+        // The key-encryption key of this run, never the working folder's.
+        data_dir: std::env::temp_dir().join(format!("qrpark-bench-{}", uuid::Uuid::now_v7())),
         ..Default::default()
     };
     let state = qrpark::cli::serve::state(config, db.clone()).await.unwrap();
@@ -109,7 +111,14 @@ async fn seed(db: &Db, sessions: i64) -> QrSigningKey {
             let _ = sqlx::query("checkpoint").execute(pool).await;
         }
     }
-    state.keys.signing_key().await.unwrap()
+    state
+        .keys
+        .signing_key(
+            qrpark::domain::key_purpose::KeyPurpose::Checkpoint,
+            state.clock.now(),
+        )
+        .await
+        .unwrap()
 }
 
 /// Every stopped session's settlement, as a real stop writes it (`id` and `reference`: the

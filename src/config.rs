@@ -27,8 +27,12 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Base URL printed into QR codes; `http://{bind}` when unset.
     pub public_url: Option<String>,
-    /// Where signing keys live if not in the database.
+    /// Where signing keys live if not in the database; holds the key-encryption key
+    /// file unless `key_encryption_key_file` names another.
     pub data_dir: PathBuf,
+    /// The file of the key-encryption key that seals private keys and server secrets in
+    /// the database (src/secrets/); `{data_dir}/key-encryption-key` when unset.
+    pub key_encryption_key_file: Option<PathBuf>,
     /// Path or `https://` URL of the city identity provider's JWKS.
     pub city_jwks: Option<String>,
     /// Required `iss` of city identity tokens.
@@ -86,6 +90,7 @@ impl Default for Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
             data_dir: PathBuf::from("./qrpark-data"),
+            key_encryption_key_file: None,
             city_jwks: None,
             city_issuer: None,
             city_audience: "qrpark".into(),
@@ -168,6 +173,7 @@ const ENV_KEYS: &[&str] = &[
     "bind",
     "public_url",
     "data_dir",
+    "key_encryption_key_file",
     "city_jwks",
     "city_issuer",
     "city_audience",
@@ -297,6 +303,14 @@ impl Config {
         )
     }
 
+    /// The key-encryption key's file: the setting, or `key-encryption-key` in the data dir.
+    pub fn key_encryption_key_file(&self) -> PathBuf {
+        match &self.key_encryption_key_file {
+            Some(path) => path.clone(),
+            None => self.data_dir.join("key-encryption-key"),
+        }
+    }
+
     /// The base URL printed into QR codes, without a trailing slash.
     pub fn public_url(&self) -> String {
         match &self.public_url {
@@ -372,6 +386,7 @@ impl fmt::Debug for Config {
             .field("bind", &self.bind)
             .field("public_url", &self.public_url())
             .field("data_dir", &self.data_dir)
+            .field("key_encryption_key_file", &self.key_encryption_key_file())
             .field("city_jwks", &self.city_jwks.as_deref().map(redact_url))
             .field("city_issuer", &self.city_issuer)
             .field("city_audience", &self.city_audience)

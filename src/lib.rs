@@ -15,6 +15,7 @@ pub mod http;
 pub mod identity;
 pub mod qr;
 pub mod render;
+pub mod secrets;
 pub mod sessions;
 pub mod settlement;
 pub mod store;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub plate_key: Arc<[u8; 32]>,
     /// Rate limits and the request deadline.
     pub limits: Arc<http::limits::Limits>,
+    /// The key of the keyed hash that shows operators a pseudonym of each driver.
+    pub pseudonym_key: Arc<[u8; 32]>,
 }
 
 impl AppState {

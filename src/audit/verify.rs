@@ -20,11 +20,16 @@ pub struct Verified {
     pub kid: String,
 }
 
-/// The Ed25519 keys of a JWKS document, by `kid`.
+/// The Ed25519 keys of a JWKS document that may sign checkpoints, by `kid`: qrpark
+/// publishes each key with its `purpose`, and only a `checkpoint` key signs exports (a key
+/// without one comes from a JWKS saved before keys had purposes, when one key signed all).
 pub fn keys_of(jwks: &Value) -> HashMap<String, [u8; 32]> {
     let mut keys = HashMap::new();
     for key in jwks["keys"].as_array().into_iter().flatten() {
         if key["kty"] != "OKP" || key["crv"] != "Ed25519" {
+            continue;
+        }
+        if key.get("purpose").is_some_and(|p| p != "checkpoint") {
             continue;
         }
         let (Some(kid), Some(x)) = (key["kid"].as_str(), key["x"].as_str()) else {
@@ -88,11 +93,20 @@ pub fn check_checkpoint(
 }
 
 /// Splits CSV text of our own export into records (RFC 4180: a quoted field may hold
-/// commas, doubled quotes and line breaks), each with the line it starts on (from 1).
+/// commas, doubled quotes and line breaks), each with the line it starts on (from 1). A
+/// quoted field that starts with `'` was neutralised against spreadsheet formulas
+/// (`write_csv_text` in the exporter): the value is what follows the quote.
 fn csv_records(text: &str) -> Vec<(usize, Vec<String>)> {
     let mut records = Vec::new();
     let (mut fields, mut field) = (Vec::new(), String::new());
-    let (mut quoted, mut line, mut starts) = (false, 1, 1);
+    let (mut quoted, mut was_quoted, mut line, mut starts) = (false, false, 1, 1);
+    let finish = |field: &mut String, was_quoted: &mut bool| {
+        let mut value = std::mem::take(field);
+        if std::mem::take(was_quoted) && value.starts_with('\'') {
+            value.remove(0);
+        }
+        value
+    };
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         match (c, quoted) {
@@ -101,10 +115,13 @@ fn csv_records(text: &str) -> Vec<(usize, Vec<String>)> {
                 chars.next();
             }
             ('"', true) => quoted = false,
-            ('"', false) if field.is_empty() => quoted = true,
-            (',', false) => fields.push(std::mem::take(&mut field)),
+            ('"', false) if field.is_empty() => {
+                quoted = true;
+                was_quoted = true;
+            }
+            (',', false) => fields.push(finish(&mut field, &mut was_quoted)),
             ('\n', false) => {
-                fields.push(std::mem::take(&mut field));
+                fields.push(finish(&mut field, &mut was_quoted));
                 records.push((starts, std::mem::take(&mut fields)));
                 line += 1;
                 starts = line;
@@ -116,7 +133,7 @@ fn csv_records(text: &str) -> Vec<(usize, Vec<String>)> {
         }
     }
     if !field.is_empty() || !fields.is_empty() {
-        fields.push(field);
+        fields.push(finish(&mut field, &mut was_quoted));
         records.push((starts, fields));
     }
     records
@@ -310,7 +327,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::audit::export::{COLUMNS, Range, checkpoint};
+    use crate::audit::export::{COLUMNS, Range, checkpoint, write_csv_text};
     use crate::domain::qr_token::QrSigningKey;
 
     /// The columns of exports written before `plate` and `ended_by` were added.
@@ -342,6 +359,11 @@ mod tests {
             "ended_by" => "planned".to_owned(),
             "refunded_total" => "2.50".to_owned(),
             "fee_total" => "10.00".to_owned(),
+            // Values a spreadsheet would run as formulas: written neutralised, hashed as is.
+            "driver" if n == 3 => "=HYPERLINK(\"http://x\")".to_owned(),
+            "space_code" if n == 2 => "@A1".to_owned(),
+            "settlement_reference" if n == 1 => "-1+1".to_owned(),
+            "driver" if n == 2 => "'quoted".to_owned(),
             other => format!("{other}-{n}"),
         }
     }
@@ -366,7 +388,11 @@ mod tests {
                 .map(|c| match *c {
                     "prev_hash" => hex(&prev),
                     "hash" => hex(&hash),
-                    other => value(other, n),
+                    other => {
+                        let mut cell = String::new();
+                        write_csv_text(&value(other, n), &mut cell);
+                        cell
+                    }
                 })
                 .collect();
             text.push_str(&fields.join(","));
@@ -381,6 +407,36 @@ mod tests {
         };
         let checkpoint = checkpoint(Format::Csv, &range, 3, &prev, key);
         (text, checkpoint)
+    }
+
+    #[test]
+    fn only_checkpoint_keys_of_a_jwks_verify_exports() {
+        let jwk = |kid: &str, purpose: Option<&str>| {
+            let mut jwk = crate::domain::qr_token::jwk(
+                kid,
+                &QrSigningKey::from_seed(kid, &[1; 32]).public_key(),
+            );
+            if let Some(purpose) = purpose {
+                jwk["purpose"] = json!(purpose);
+            }
+            jwk
+        };
+        let jwks = json!({"keys": [
+            jwk("k1", Some("qr")),
+            jwk("k2", Some("proof")),
+            jwk("k3", Some("checkpoint")),
+            jwk("k4", Some("gateway")),
+            jwk("k9", None),
+        ]});
+        let mut kids: Vec<String> = keys_of(&jwks).into_keys().collect();
+        kids.sort();
+        assert_eq!(kids, ["k3", "k9"]);
+
+        // A checkpoint signed by the QR key does not verify against the pinned JWKS.
+        let qr_key = QrSigningKey::from_seed("k1", &[1; 32]);
+        let (text, checkpoint) = csv_export(COLUMNS, &qr_key);
+        let problem = verify(&text, Some(&checkpoint), &keys_of(&jwks), None).unwrap_err();
+        assert!(problem.contains("k1"), "{problem}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::audit::export::{self, Format, Range};
 use crate::audit::verify;
 use crate::config::Config;
 use crate::domain::audit::canonical_json;
+use crate::domain::key_purpose::KeyPurpose;
 
 /// Export the stopped sessions of a range, chained and closed by a signed checkpoint.
 #[derive(Debug, Args)]
@@ -84,7 +85,10 @@ pub async fn export(config: Config, args: ExportArgs) -> anyhow::Result<()> {
         None
     };
     let shown = progress.is_some();
-    let key = state.keys.signing_key().await?;
+    let key = state
+        .keys
+        .signing_key(KeyPurpose::Checkpoint, state.clock.now())
+        .await?;
     // Written beside the destination and renamed into place once whole: a failed export
     // leaves no file that looks like one.
     let partial = with_suffix(&args.out, ".partial");
@@ -230,8 +234,13 @@ pub async fn run(config: Config, command: AuditCommand) -> anyhow::Result<()> {
             let plate = crate::domain::plate::Plate::parse(&plate)
                 .with_context(|| format!("{plate:?} is not a plate"))?;
             let db = super::serve::open_database(&config).await?;
-            let key = crate::store::vehicles::plate_key(&db).await?;
+            let key = async {
+                let kek = crate::secrets::prepare(&config, &db).await?;
+                crate::secrets::server_secret(&db, &kek, crate::secrets::PLATE_KEY).await
+            }
+            .await;
             db.close().await;
+            let key = key?;
             println!(
                 "{}\t{}",
                 plate,

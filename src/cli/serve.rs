@@ -84,22 +84,30 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-/// The state every request shares: loads (or on first start, creates) the QR signing keys
-/// and gives any space without a code its code.
+/// The state every request shares: opens the key-encryption key (sealing what an earlier
+/// version left in plaintext), loads (or on first start, creates) the signing keys and the
+/// server secrets, and gives any space without a code its code.
 pub async fn state(config: Config, db: Db) -> anyhow::Result<AppState> {
     let now = SystemClock.now();
-    let keys = KeyRing::load(&db, now)
+    let kek = crate::secrets::prepare(&config, &db)
         .await
-        .context("cannot load the QR signing keys")?;
+        .context("cannot open the key-encryption key")?;
+    let keys = KeyRing::load(&db, kek.clone(), now)
+        .await
+        .context("cannot load the signing keys")?;
     let filled = crate::qr::codes::backfill(&db, &keys, now).await?;
     if filled > 0 {
         tracing::info!(spaces = filled, "gave spaces without a QR code their code");
     }
-    let plate_key = crate::store::vehicles::plate_key(&db)
+    let plate_key = crate::secrets::server_secret(&db, &kek, crate::secrets::PLATE_KEY)
         .await
         .context("cannot load the plate key")?;
+    let pseudonym_key = crate::secrets::server_secret(&db, &kek, crate::secrets::PSEUDONYM_KEY)
+        .await
+        .context("cannot load the pseudonym key")?;
     Ok(AppState {
         plate_key: Arc::new(plate_key),
+        pseudonym_key: Arc::new(pseudonym_key),
         db,
         clock: Arc::new(SystemClock),
         metrics: Metrics::global(),

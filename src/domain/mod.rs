@@ -3,11 +3,14 @@
 pub mod audit;
 pub mod currency;
 pub mod idempotency_key;
+pub mod key_purpose;
+pub mod keyed_hash;
 pub mod ledger;
 pub mod lot;
 pub mod money;
 pub mod plate;
 pub mod proof;
+pub mod pseudonym;
 pub mod qr_token;
 pub mod session;
 pub mod space;

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::audit::export::{self, Format, Range};
 use crate::domain::currency::Currency;
+use crate::domain::key_purpose::KeyPurpose;
 use crate::domain::money::Money;
 use crate::http::error::{ApiError, FieldError, ProblemBody};
 use crate::http::extract::{Auditor, Query};
@@ -115,7 +116,10 @@ pub async fn sessions(
     Query(query): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
     let (range, format) = query.range(state.clock.now())?;
-    let key = state.keys.signing_key().await?;
+    let key = state
+        .keys
+        .signing_key(KeyPurpose::Checkpoint, state.clock.now())
+        .await?;
     tracing::info!(auditor = %auditor.subject, from = %range.from, to = %range.to, "audit export");
     let (sender, receiver) = mpsc::channel::<export::Chunk>(8);
     let db = state.db.clone();
@@ -177,7 +181,10 @@ pub async fn checkpoint(
     Query(query): Query<ExportQuery>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let (range, format) = query.range(state.clock.now())?;
-    let key = state.keys.signing_key().await?;
+    let key = state
+        .keys
+        .signing_key(KeyPurpose::Checkpoint, state.clock.now())
+        .await?;
     let (sender, mut receiver) = mpsc::channel::<export::Chunk>(8);
     let db = state.db.clone();
     let producer = {

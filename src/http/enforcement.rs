@@ -149,7 +149,8 @@ async fn named_space(
 ) -> Result<Uuid, ApiError> {
     match (qr, space_id) {
         (Some(qr), None) => {
-            let genuine = resolve(&state.keys, &state.db, token_of(qr)).await??;
+            let genuine =
+                resolve(&state.keys, &state.db, token_of(qr), state.clock.now()).await??;
             Ok(genuine.space.space_id)
         }
         (None, Some(id)) => Ok(id),

@@ -98,7 +98,8 @@ pub async fn scan(
     State(state): State<AppState>,
     Path(token): Path<String>,
 ) -> Result<axum::Json<ScanResult>, ApiError> {
-    let Genuine { space, lot, kid } = resolve(&state.keys, &state.db, &token).await??;
+    let Genuine { space, lot, kid } =
+        resolve(&state.keys, &state.db, &token, state.clock.now()).await??;
     let tariff = tariffs::in_force(&state.db, lot.lot_id, state.clock.now())
         .await?
         .map(|t| -> Result<ScanTariff, ApiError> {

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::keyring::KeyRing;
+use crate::domain::key_purpose::KeyPurpose;
 use crate::domain::qr_token::{QrClaims, QrSigningKey};
 use crate::domain::space::SpaceCode;
 use crate::render::{QrMatrix, SheetEntry, qr_sheet_pdf};
@@ -37,7 +38,7 @@ pub async fn backfill(db: &Db, keys: &KeyRing, now: DateTime<Utc>) -> StoreResul
     if missing.is_empty() {
         return Ok(0);
     }
-    let key = keys.signing_key().await?;
+    let key = keys.signing_key(KeyPurpose::Qr, now).await?;
     for (space_id, version) in &missing {
         spaces::add_missing_code(db, &sign(&key, *space_id, *version, now)).await?;
     }
@@ -50,7 +51,7 @@ pub async fn new_spaces(
     codes: Vec<SpaceCode>,
     now: DateTime<Utc>,
 ) -> StoreResult<Vec<NewSpace>> {
-    let key = keys.signing_key().await?;
+    let key = keys.signing_key(KeyPurpose::Qr, now).await?;
     Ok(codes
         .into_iter()
         .map(|code| NewSpace {

@@ -2,6 +2,8 @@
 //! the code's version with the space's current one. The scan API, the start of a session
 //! and the phone page all ask here, and map the answer the same way.
 
+use chrono::{DateTime, Utc};
+
 use crate::qr::keyring::KeyRing;
 use crate::store::lots::{self, Lot};
 use crate::store::spaces::{self, Space};
@@ -33,8 +35,9 @@ pub async fn resolve(
     keys: &KeyRing,
     db: &Db,
     token: &str,
+    now: DateTime<Utc>,
 ) -> StoreResult<Result<Genuine, Refusal>> {
-    let claims = match keys.verify(token).await? {
+    let claims = match keys.verify(token, now).await? {
         Ok(claims) => claims,
         Err(reason) => {
             // The reason goes to the log, not to whoever is probing with forged codes.

@@ -26,6 +26,7 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::domain::currency::Currency;
+use crate::domain::key_purpose::KeyPurpose;
 use crate::domain::money::Money;
 use crate::store::outbox::{self, Outcome, Queue};
 use crate::store::{refunds, settlements};
@@ -175,7 +176,11 @@ async fn send(state: &AppState, client: &reqwest::Client, request: &Request) -> 
         error,
         next_attempt_at: state.clock.now(),
     };
-    let key = match state.keys.signing_key().await {
+    let key = match state
+        .keys
+        .signing_key(KeyPurpose::Gateway, state.clock.now())
+        .await
+    {
         Ok(key) => key,
         Err(e) => return retry(format!("no signing key: {e}")),
     };

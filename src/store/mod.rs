@@ -22,6 +22,7 @@ pub mod lots;
 pub mod operators;
 pub mod outbox;
 pub mod refunds;
+pub mod secrets;
 pub mod sessions;
 pub mod settlements;
 pub mod signing_keys;
@@ -190,6 +191,37 @@ where
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Creates a new SQLite database file with mode 0600 before SQLite does (SQLite would
+/// follow the umask, often 0644): it holds drivers' identities and plates, and SQLite gives
+/// its `-wal` and `-shm` files the database file's mode. An existing file readable by
+/// others is left as it is, with a warning. Nothing is done for in-memory URLs (refused
+/// after connecting) or when the file cannot be made (SQLite then says why).
+fn create_private_file(path: &std::path::Path, url: &str) {
+    let shown = path.to_string_lossy();
+    if url.contains("mode=memory") || shown.is_empty() || shown.starts_with("file:") {
+        return;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => tracing::warn!(
+                file = %shown,
+                mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                "the database file is readable by other users: chmod 600 it"
+            ),
+            Ok(_) => {}
+            Err(_) => {
+                let _ = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path);
+            }
+        }
+    }
+}
+
 impl Db {
     /// Opens a pool for `url`; SQLite files are created if missing.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
@@ -213,7 +245,11 @@ impl Db {
                     // Bound the WAL: truncate it back to 64 MiB after each checkpoint, and
                     // checkpoint every 1000 pages (the SQLite default, stated for clarity).
                     .pragma("journal_size_limit", "67108864")
-                    .pragma("wal_autocheckpoint", "1000");
+                    .pragma("wal_autocheckpoint", "1000")
+                    // Deleted content is overwritten with zeros, not left in free pages: what
+                    // is erased (plates, plaintext keys of earlier versions) stays erased.
+                    .pragma("secure_delete", "on");
+                create_private_file(options.get_filename(), url);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(acquire_timeout)
@@ -381,6 +417,28 @@ mod tests {
         let other = StoreError::from(insert(2, 1).await.unwrap_err());
         assert!(matches!(other, StoreError::Database(_)), "{other:?}");
         pool.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_new_sqlite_file_and_its_journal_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("qrpark-store-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("q.db");
+        let db = Db::connect(&format!("sqlite://{}", file.display()), 1)
+            .await
+            .unwrap();
+        db.ping().await.unwrap();
+        for name in ["q.db", "q.db-wal", "q.db-shm"] {
+            let mode = std::fs::metadata(dir.join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+        db.close().await;
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

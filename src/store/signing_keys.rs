@@ -1,57 +1,82 @@
-//! The Ed25519 keys that sign QR tokens, shared by every process on the database.
+//! The Ed25519 keys that sign QR codes, proofs of parking, export checkpoints and gateway
+//! requests, shared by every process on the database. Seeds are stored sealed under the
+//! key-encryption key (`crate::secrets`); what the JWKS reads never includes them.
 
 use chrono::{DateTime, Utc};
 
 use super::audit;
 use super::{Db, StoreResult, on_db};
+use crate::domain::key_purpose::KeyPurpose;
 
-/// A stored signing key.
+/// An active key with its sealed seed: what a process needs to sign.
 #[derive(Clone, sqlx::FromRow)]
-pub struct StoredKey {
+pub struct SealedKey {
     pub kid: String,
-    pub private_seed: Vec<u8>,
+    pub purpose: String,
+    /// Null only for a seed of an earlier version not yet sealed (see `crate::secrets`).
+    pub sealed_seed: Option<Vec<u8>>,
+    pub public_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for SealedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SealedKey({}, {}, ***)", self.kid, self.purpose)
+    }
+}
+
+/// A key's public facts: what the JWKS and `qrpark keys list` show.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct PublicKey {
+    pub kid: String,
+    pub purpose: String,
     pub public_key: Vec<u8>,
     pub created_at: DateTime<Utc>,
     pub retired_at: Option<DateTime<Utc>>,
 }
 
-impl std::fmt::Debug for StoredKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "StoredKey({}, ***)", self.kid)
-    }
-}
-
 /// Keys in the order they were made: the number in `k12`, compared as a number.
 const ORDER: &str = "cast(substr(kid, 2) as bigint)";
 
-/// Every key that is not retired, oldest first; the last one signs new codes.
-pub async fn active(db: &Db) -> StoreResult<Vec<StoredKey>> {
+/// Every key that is not retired, with its sealed seed, oldest first; per purpose, the last
+/// one signs.
+pub async fn active_sealed(db: &Db) -> StoreResult<Vec<SealedKey>> {
     let sql = format!(
-        "select kid, private_seed, public_key, created_at, retired_at from signing_key \
+        "select kid, purpose, sealed_seed, public_key from signing_key \
          where retired_at is null order by {ORDER}"
     );
-    on_db!(db, pool => Ok(sqlx::query_as::<_, StoredKey>(sqlx::AssertSqlSafe(sql))
+    on_db!(db, pool => Ok(sqlx::query_as::<_, SealedKey>(sqlx::AssertSqlSafe(sql))
         .fetch_all(pool)
         .await?))
 }
 
-/// Every key, retired or not, oldest first.
-pub async fn all(db: &Db) -> StoreResult<Vec<StoredKey>> {
+const PUBLIC_COLUMNS: &str = "kid, purpose, public_key, created_at, retired_at";
+
+/// Every key that is not retired, oldest first, without its seed: the JWKS.
+pub async fn active(db: &Db) -> StoreResult<Vec<PublicKey>> {
     let sql = format!(
-        "select kid, private_seed, public_key, created_at, retired_at from signing_key \
-         order by {ORDER}"
+        "select {PUBLIC_COLUMNS} from signing_key where retired_at is null order by {ORDER}"
     );
-    on_db!(db, pool => Ok(sqlx::query_as::<_, StoredKey>(sqlx::AssertSqlSafe(sql))
+    on_db!(db, pool => Ok(sqlx::query_as::<_, PublicKey>(sqlx::AssertSqlSafe(sql))
         .fetch_all(pool)
         .await?))
 }
 
-/// Adds a key numbered after the newest one. `make` gets the new kid and returns the seed
-/// and public key. Of concurrent callers (several processes starting at once) only one
-/// wins: the primary key refuses the others' insert with a unique violation.
+/// Every key, retired or not, oldest first, without its seed.
+pub async fn all(db: &Db) -> StoreResult<Vec<PublicKey>> {
+    let sql = format!("select {PUBLIC_COLUMNS} from signing_key order by {ORDER}");
+    on_db!(db, pool => Ok(sqlx::query_as::<_, PublicKey>(sqlx::AssertSqlSafe(sql))
+        .fetch_all(pool)
+        .await?))
+}
+
+/// Adds a key for `purpose` numbered after the newest one. `make` gets the new kid and
+/// returns the sealed seed and the public key. Of concurrent callers (several processes
+/// starting at once) only one wins: the primary key refuses the others' insert with a
+/// unique violation.
 pub async fn add(
     db: &Db,
-    make: impl Fn(&str) -> ([u8; 32], [u8; 32]),
+    purpose: KeyPurpose,
+    make: impl Fn(&str) -> (Vec<u8>, [u8; 32]),
     now: DateTime<Utc>,
 ) -> StoreResult<String> {
     let sql = format!("select coalesce(max({ORDER}), 0) + 1 from signing_key");
@@ -59,15 +84,16 @@ pub async fn add(
         .fetch_one(pool)
         .await)?;
     let kid = format!("k{next}");
-    let (seed, public) = make(&kid);
+    let (sealed_seed, public) = make(&kid);
     on_db!(db, pool => async {
         let mut tx = pool.begin().await?;
         sqlx::query(
-            "insert into signing_key (kid, private_seed, public_key, created_at) \
-             values ($1, $2, $3, $4)",
+            "insert into signing_key (kid, purpose, sealed_seed, public_key, created_at) \
+             values ($1, $2, $3, $4, $5)",
         )
         .bind(&kid)
-        .bind(&seed[..])
+        .bind(purpose.as_str())
+        .bind(&sealed_seed)
         .bind(&public[..])
         .bind(now)
         .execute(&mut *tx)
@@ -77,7 +103,11 @@ pub async fn add(
             now,
             "signing_key.created",
             &kid,
-            serde_json::json!({"kid": kid, "public_key": crate::domain::audit::hex(&public)})
+            serde_json::json!({
+                "kid": kid,
+                "purpose": purpose.as_str(),
+                "public_key": crate::domain::audit::hex(&public),
+            })
         )
         .await?;
         tx.commit().await?;

@@ -1,4 +1,4 @@
-//! What is stored about vehicles: the plate key, the erasure of old plates, and what
+//! What is stored about vehicles: the erasure of old plates, and what
 //! wardens ask about spaces and plates. Violations are written here too.
 
 use chrono::{DateTime, Utc};
@@ -8,21 +8,6 @@ use super::audit;
 use super::sessions::Session;
 use super::{Db, StoreError, StoreResult, on_db};
 use crate::domain::session::PaidStatus;
-
-/// The key of the keyed hash by which the audit chain commits to plates (one row, made by
-/// the migration).
-pub async fn plate_key(db: &Db) -> StoreResult<[u8; 32]> {
-    let secret: Vec<u8> = on_db!(db, pool => sqlx::query_scalar(
-        "select secret from plate_key where id = 1"
-    )
-    .fetch_one(pool)
-    .await?);
-    secret.as_slice().try_into().map_err(|_| {
-        StoreError::Database(sqlx::Error::Protocol(
-            "the plate key is not 32 bytes".into(),
-        ))
-    })
-}
 
 /// Erases the plates of sessions stopped before `before`; how many were erased.
 pub async fn erase_plates(db: &Db, before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64> {

@@ -314,6 +314,8 @@ async fn qr_sheet_writes_every_space_of_a_lot() {
     db.migrate().await.unwrap();
     let config = qrpark::config::Config {
         database_url: url,
+        // Where the command line below finds the key-encryption key (its working folder).
+        data_dir: dir.0.join("qrpark-data"),
         ..Default::default()
     };
     let state = qrpark::cli::serve::state(config, db.clone()).await.unwrap();
@@ -373,7 +375,10 @@ async fn audit_plate_prints_the_keyed_hash_the_chain_holds() {
     assert_eq!(plate, "沪A12345");
     let url = format!("sqlite://{}", dir.0.join("cli.db").display());
     let db = Db::connect(&url, 1).await.unwrap();
-    let key = qrpark::store::vehicles::plate_key(&db).await.unwrap();
+    let kek = qrpark::secrets::Kek::read(&dir.0.join("qrpark-data/key-encryption-key")).unwrap();
+    let key = qrpark::secrets::server_secret(&db, &kek, qrpark::secrets::PLATE_KEY)
+        .await
+        .unwrap();
     db.close().await;
     let expected = qrpark::domain::plate::Plate::parse("沪A12345")
         .unwrap()

@@ -83,7 +83,7 @@ pub struct TestApp {
     /// The app's clock: tests move time with `clock.advance(..)`.
     pub clock: Arc<ManualClock>,
     pub client: reqwest::Client,
-    /// Keeps the SQLite file's directory alive for the test's duration.
+    /// Keeps the SQLite file's and the data dir's directory alive for the test's duration.
     _dir: Option<Arc<TempDir>>,
 }
 
@@ -236,6 +236,9 @@ impl TestApp {
         payments_url: Option<String>,
     ) -> Self {
         db.migrate().await.expect("migrate");
+        // Keys at rest are sealed under a key-encryption key in the data dir: a fresh one per
+        // test, never the working folder's.
+        let dir = dir.unwrap_or_else(TempDir::new);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -248,6 +251,7 @@ impl TestApp {
             // tested on apps of their own (tests/api/limits.rs).
             rate_limit_per_address: 0,
             rate_limit_per_identity: 0,
+            data_dir: dir.0.join("data"),
             ..Config::default()
         };
         // Every test starts on Tuesday 2026-09-29 at 10:00 in Shanghai, and moves time itself.
@@ -282,7 +286,7 @@ impl TestApp {
             state: app_state,
             clock,
             client: reqwest::Client::new(),
-            _dir: dir.map(Arc::new),
+            _dir: Some(Arc::new(dir)),
         }
     }
 
@@ -509,6 +513,21 @@ impl TestApp {
         let spaces = answer.body["spaces"].as_array().expect("spaces").clone();
         assert_eq!(spaces.len(), codes.len(), "{}", answer.text);
         spaces
+    }
+
+    /// Rotates a space's QR code and returns the new token, failing the test if that does
+    /// not work.
+    pub async fn rotate_code(&self, operator: &TestOperator, space_id: &str) -> String {
+        let rotated = self
+            .call(
+                Method::POST,
+                &format!("/v1/operator/spaces/{space_id}/qr/rotate"),
+                Some(&operator.key),
+                None,
+            )
+            .await;
+        assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
+        qr_token(rotated.body["qr_url"].as_str().expect("qr_url")).to_owned()
     }
 
     /// Creates spaces in a lot and returns their ids, in the order given.

@@ -9,6 +9,8 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
+use qrpark::domain::key_purpose::KeyPurpose;
+
 use crate::helpers::{TestApp, TestOperator, both_backends, qr_token};
 
 both_backends!(
@@ -210,40 +212,29 @@ async fn key_rotation_keeps_old_codes_until_retired(app: TestApp) {
     let op = app.operator("Keys").await;
     let (_, spaces) = lot_with_spaces(&app, &op, &["A-1", "A-2"]).await;
     let k1_token = qr_token(&spaces[0].1).to_owned();
-    let kid = qrpark::qr::keyring::rotate(&app.db, app.now())
+    // A new database has one key per purpose (k1 signs QR codes, k2 proofs, k3 export
+    // checkpoints, k4 gateway requests): the next QR key is k5.
+    let kid = app
+        .state
+        .keys
+        .rotate(KeyPurpose::Qr, app.now())
         .await
         .unwrap();
-    assert_eq!(kid, "k2");
-    app.state.keys.refresh().await.unwrap();
-    let rotated = app
-        .call(
-            Method::POST,
-            &format!("/v1/operator/spaces/{}/qr/rotate", spaces[1].0),
-            Some(&op.key),
-            None,
-        )
-        .await;
-    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
-    let k2_token = qr_token(rotated.body["qr_url"].as_str().unwrap()).to_owned();
+    assert_eq!(kid, "k5");
+    let k2_token = app.rotate_code(&op, &spaces[1].0).await;
     assert_eq!(
         jsonwebtoken::decode_header(&k2_token)
             .unwrap()
             .kid
             .as_deref(),
-        Some("k2")
+        Some("k5")
     );
     let jwks = app.get("/.well-known/jwks.json", None).await;
-    let kids: Vec<&str> = jwks.body["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap())
-        .collect();
-    assert_eq!(kids, vec!["k1", "k2"]);
+    assert_eq!(qr_kids(&jwks.body), vec!["k1", "k5"]);
     // Both generations scan, each naming its own space, code version and signing key.
     for (token, (space_id, _), code, version, kid) in [
         (&k1_token, &spaces[0], "A-1", 1, "k1"),
-        (&k2_token, &spaces[1], "A-2", 2, "k2"),
+        (&k2_token, &spaces[1], "A-2", 2, "k5"),
     ] {
         let scan = app.get(&format!("/v1/scan/{token}"), None).await;
         assert_eq!(scan.status, StatusCode::OK, "{kid}: {}", scan.text);
@@ -257,13 +248,23 @@ async fn key_rotation_keeps_old_codes_until_retired(app: TestApp) {
         .await
         .unwrap()
         .unwrap();
-    app.state.keys.refresh().await.unwrap();
+    app.state.keys.refresh(app.now()).await.unwrap();
     let jwks = app.get("/.well-known/jwks.json", None).await;
-    assert_eq!(jwks.body["keys"].as_array().unwrap().len(), 1);
-    assert_eq!(jwks.body["keys"][0]["kid"], "k2");
+    assert_eq!(qr_kids(&jwks.body), vec!["k5"]);
     let old = app.get(&format!("/v1/scan/{k1_token}"), None).await;
     assert_eq!(old.status, StatusCode::BAD_REQUEST);
     assert_eq!(old.problem_code(), "qr_invalid");
+}
+
+/// The kids of the QR keys a JWKS publishes, in its order.
+fn qr_kids(jwks: &serde_json::Value) -> Vec<&str> {
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["purpose"] == "qr")
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect()
 }
 
 async fn other_operators_cannot_rotate(app: TestApp) {

@@ -555,11 +555,8 @@ async fn operators_see_their_sessions_and_occupancy(app: TestApp) {
         .await;
     let listed = all.body["sessions"].as_array().unwrap();
     assert_eq!(listed.len(), 2);
-    assert!(
-        listed
-            .iter()
-            .any(|s| s["fee_total"] == "25.00" && s["driver"] == "driver-1")
-    );
+    assert!(listed.iter().any(|s| s["fee_total"] == "25.00"
+        && s["driver"] == crate::privacy::pseudonym(&app, &op, "driver-1")));
     let active = app
         .get("/v1/operator/sessions?status=active", Some(&op.key))
         .await;

@@ -112,6 +112,7 @@ async fn start_app(dir: &TempDir) -> (String, Vec<(String, String)>, String) {
         // One browser on loopback: the rate limits are tested in tests/api/limits.rs.
         rate_limit_per_address: 0,
         rate_limit_per_identity: 0,
+        data_dir: dir.0.join("data"),
         ..Config::default()
     };
     let audience = config.city_audience.clone();

@@ -79,21 +79,46 @@ impl Field<'_> {
         }
     }
 
-    /// As a CSV field: nulls empty, quoted when it holds a comma, a quote or a line break.
+    /// As a CSV field: nulls empty, quoted when it holds a comma, a quote or a line break,
+    /// and neutralised when a spreadsheet would take it for a formula ([`write_csv_text`]).
     fn write_csv(&self, scratch: &str, out: &mut String) {
         match self {
             Field::Null => {}
-            Field::Int(n) => write!(out, "{n}").expect("a String takes any write"),
-            Field::Text(text) => write_csv_text(text, out),
-            Field::Ours(range) => out.push_str(&scratch[range.clone()]),
-            Field::Json(text) => write_csv_text(text, out),
+            // Our own numbers and ASCII start with a digit or a letter; a negative number
+            // would start with `-`, so it takes the general path (none is written today).
+            Field::Int(n) if *n >= 0 => write!(out, "{n}").expect("a String takes any write"),
+            Field::Int(n) => write_csv_text(&n.to_string(), out),
+            Field::Ours(range) if !needs_neutralising(&scratch[range.clone()]) => {
+                out.push_str(&scratch[range.clone()]);
+            }
+            Field::Ours(range) => write_csv_text(&scratch[range.clone()], out),
+            Field::Text(text) | Field::Json(Cow::Borrowed(text)) => write_csv_text(text, out),
+            Field::Json(Cow::Owned(text)) => write_csv_text(text, out),
         }
     }
 }
 
-fn write_csv_text(text: &str, out: &mut String) {
-    if text.contains([',', '"', '\n', '\r']) {
+/// The characters by which a spreadsheet takes a cell for a formula (OWASP, "CSV
+/// Injection"): `=`, `+`, `-`, `@`, tab and carriage return; and the quote that marks a
+/// neutralised cell, so that a value which itself starts with one reads back unchanged.
+const FORMULA_STARTS: [char; 7] = ['=', '+', '-', '@', '\t', '\r', '\''];
+
+fn needs_neutralising(text: &str) -> bool {
+    text.starts_with(FORMULA_STARTS)
+}
+
+/// Writes `text` as one CSV cell. A value a spreadsheet would run as a formula is
+/// neutralised as OWASP recommends: a single quote before it, the whole cell in double
+/// quotes. The chain hashes the record's value, not the cell: `audit verify` takes the
+/// quote off again (a quoted cell starting with `'` always carries one), so verification
+/// stays exact. Otherwise quoted when it holds a comma, a quote or a line break.
+pub(crate) fn write_csv_text(text: &str, out: &mut String) {
+    let neutralise = needs_neutralising(text);
+    if neutralise || text.contains([',', '"', '\n', '\r']) {
         out.push('"');
+        if neutralise {
+            out.push('\'');
+        }
         out.push_str(&text.replace('"', "\"\""));
         out.push('"');
     } else {
@@ -471,6 +496,33 @@ mod tests {
             line(Format::Csv, &stored(Some("B123XYZ"), EndedBy::MaxStay)),
             csv
         );
+    }
+
+    #[test]
+    fn cells_a_spreadsheet_would_run_are_neutralised() {
+        for (driver, cell) in [
+            (
+                "=HYPERLINK(\"http://x\")",
+                "\"'=HYPERLINK(\"\"http://x\"\")\"",
+            ),
+            ("+1", "\"'+1\""),
+            ("-2+3", "\"'-2+3\""),
+            ("@SUM(A1)", "\"'@SUM(A1)\""),
+            ("\tcmd", "\"'\tcmd\""),
+            ("\rcmd", "\"'\rcmd\""),
+            ("'quoted", "\"''quoted\""),
+            ("plain", "plain"),
+            ("a=b", "a=b"),
+        ] {
+            let mut session = stored(None, EndedBy::Driver);
+            session.driver = driver;
+            let csv = line(Format::Csv, &session);
+            assert!(csv.contains(&format!(",{cell},")), "{driver:?}: {csv}");
+            // The record hashed is the driver's subject as it is, in both formats.
+            let jsonl = line(Format::Jsonl, &session);
+            let record: Value = serde_json::from_str(&jsonl).unwrap();
+            assert_eq!(record["driver"], driver);
+        }
     }
 
     proptest! {

@@ -16,6 +16,8 @@ mod encode;
 pub use crate::store::export::{Range, count};
 
 use encode::Encoder;
+#[cfg(test)]
+pub(crate) use encode::write_csv_text;
 
 /// The two export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,6 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::domain::key_purpose::KeyPurpose;
 use crate::domain::proof::ProofClaims;
 use crate::http::error::{ApiError, ErrorCode, ProblemBody};
 use crate::http::extract::{Driver, IdPath};
@@ -63,7 +64,7 @@ pub async fn proof(
                 "this session has ended: there is nothing left to prove",
             )
         })?;
-    let key = state.keys.signing_key().await?;
+    let key = state.keys.signing_key(KeyPurpose::Proof, now).await?;
     let token = claims.sign(&key);
     let qr_svg = QrMatrix::build(&token)
         .map_err(|e| anyhow::anyhow!("the proof of session {session_id} has no QR code: {e}"))?

@@ -137,7 +137,13 @@ async fn begin_session(
     plate: Option<Plate>,
     now: DateTime<Utc>,
 ) -> Result<Response, ApiError> {
-    let Genuine { space, lot, .. } = resolve(&state.keys, &state.db, token_of(&start.qr)).await??;
+    let Genuine { space, lot, .. } = resolve(
+        &state.keys,
+        &state.db,
+        token_of(&start.qr),
+        state.clock.now(),
+    )
+    .await??;
     if space.status != SpaceStatus::Active {
         return Err(ApiError::new(
             ErrorCode::SpaceOutOfService,

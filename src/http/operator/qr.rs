@@ -7,6 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::domain::key_purpose::KeyPurpose;
 use crate::http::error::{ApiError, ProblemBody};
 use crate::http::extract::{IdPath, Operator};
 use crate::qr::codes;
@@ -39,7 +40,7 @@ pub async fn rotate(
     IdPath(space_id): IdPath,
 ) -> Result<axum::Json<RotatedCode>, ApiError> {
     let now = state.clock.now();
-    let key = state.keys.signing_key().await?;
+    let key = state.keys.signing_key(KeyPurpose::Qr, now).await?;
     let qr = spaces::rotate_code(
         &state.db,
         operator.operator_id,

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::domain::currency::Currency;
 use crate::domain::money::Money;
+use crate::domain::pseudonym::pseudonym;
 use crate::domain::session::{EndedBy, SessionStatus, SettlementStatus};
 use crate::domain::text;
 use crate::http::error::{ApiError, FieldError, ProblemBody};
@@ -43,7 +44,9 @@ pub struct OperatorSessionView {
     pub id: Uuid,
     pub lot_id: Uuid,
     pub space_id: Uuid,
-    /// The driver's city identity subject.
+    /// A pseudonym of the driver (`d_` and 32 hex digits), never the city identity
+    /// itself: the same driver has the same pseudonym in all your lots, and another one in
+    /// every other operator's.
     pub driver: String,
     /// `active` or `stopped`.
     #[schema(value_type = String)]
@@ -79,7 +82,10 @@ pub struct OperatorSessionList {
     pub sessions: Vec<OperatorSessionView>,
 }
 
+/// The session as `operator` may see it: the driver under a pseudonym.
 fn operator_view(
+    state: &AppState,
+    operator: &Operator,
     session: Session,
     settlement: Option<&Settlement>,
 ) -> Result<OperatorSessionView, ApiError> {
@@ -90,7 +96,7 @@ fn operator_view(
         id: session.session_id,
         lot_id: session.lot_id,
         space_id: session.space_id,
-        driver: session.driver,
+        driver: pseudonym(&state.pseudonym_key, operator.operator_id, &session.driver),
         status: session.status,
         started_at: session.started_at,
         ended_at: session.ended_at,
@@ -110,6 +116,7 @@ fn operator_view(
 /// Views of `sessions`, with their settlements read in one query.
 async fn operator_views(
     state: &AppState,
+    operator: &Operator,
     sessions: Vec<Session>,
 ) -> Result<Vec<OperatorSessionView>, ApiError> {
     let ids: Vec<Uuid> = sessions.iter().map(|s| s.session_id).collect();
@@ -122,7 +129,7 @@ async fn operator_views(
         .into_iter()
         .map(|session| {
             let settlement = settlements.get(&session.session_id);
-            operator_view(session, settlement)
+            operator_view(state, operator, session, settlement)
         })
         .collect()
 }
@@ -159,7 +166,7 @@ pub async fn list_sessions(
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let found =
         sessions::list_for_operator(&state.db, operator.operator_id, &filter, limit).await?;
-    let sessions = operator_views(&state, found).await?;
+    let sessions = operator_views(&state, &operator, found).await?;
     Ok(axum::Json(OperatorSessionList { sessions }))
 }
 
@@ -216,7 +223,7 @@ pub async fn stop_session(
     let stopped = sessions::get_for_operator(&state.db, session_id, operator.operator_id)
         .await?
         .ok_or_else(|| ApiError::not_found("session"))?;
-    let mut views = operator_views(&state, vec![stopped]).await?;
+    let mut views = operator_views(&state, &operator, vec![stopped]).await?;
     let view = views
         .pop()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a session's view went missing")))?;

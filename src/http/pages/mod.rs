@@ -292,10 +292,11 @@ pub(super) fn html(status: StatusCode, body: String, remember: Option<Lang>) -> 
 
 /// Resolves the token as `GET /v1/scan/{token}` does, and gathers what the page shows.
 async fn scan(state: &AppState, token: &str) -> anyhow::Result<Result<Box<PageData>, Refusal>> {
-    let Genuine { space, lot, kid } = match resolve(&state.keys, &state.db, token).await? {
-        Ok(genuine) => genuine,
-        Err(refusal) => return Ok(Err(refusal)),
-    };
+    let Genuine { space, lot, kid } =
+        match resolve(&state.keys, &state.db, token, state.clock.now()).await? {
+            Ok(genuine) => genuine,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
     let now = state.clock.now();
     let tariff =
         match tariffs::in_force(&state.db, lot.lot_id, now).await? {

@@ -63,17 +63,20 @@ pub(super) struct BoundKey {
 /// The usable keys of a JWKS, by `kid`.
 pub(super) type KeyMap = HashMap<String, Arc<BoundKey>>;
 
-/// Reads the JWKS from the source and keeps its usable keys; `http` is the client for a URL
-/// source.
+/// Reads the JWKS from the source and keeps its usable keys, with how long a URL source
+/// says they may be kept (`Cache-Control: max-age`); `http` is the client for a URL source.
 pub(super) async fn read(
     source: &JwksSource,
     http: Option<&reqwest::Client>,
-) -> Result<KeyMap, JwksError> {
+) -> Result<(KeyMap, Option<Duration>), JwksError> {
+    let mut max_age = None;
     let jwks: Vec<Value> = match source {
         JwksSource::File(path) => parse_jwks(&read_file(path)?)?,
         JwksSource::Url(url) => {
             let client = http.expect("a URL source has a client");
-            parse_jwks(&fetch(client, url).await?)?
+            let (body, age) = fetch(client, url).await?;
+            max_age = age;
+            parse_jwks(&body)?
         }
         JwksSource::Static(set) => set
             .keys
@@ -100,7 +103,27 @@ pub(super) async fn read(
     if keys.is_empty() {
         return Err(JwksError::NoUsableKey);
     }
-    Ok(keys)
+    Ok((keys, max_age))
+}
+
+/// How long a `Cache-Control` header lets the document be kept: its `max-age`, zero for
+/// `no-cache` or `no-store`, `None` when it says neither (bounds are the caller's).
+pub(super) fn max_age(cache_control: &str) -> Option<Duration> {
+    let mut age = None;
+    for directive in cache_control.split(',').map(str::trim) {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-cache" || lower == "no-store" {
+            return Some(Duration::ZERO);
+        }
+        if let Some(seconds) = lower.strip_prefix("max-age=") {
+            age = seconds
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
+        }
+    }
+    age
 }
 
 /// Binds a JWK to its algorithm, or says why it cannot be used.
@@ -218,7 +241,10 @@ pub(super) fn http_client() -> Result<reqwest::Client, JwksError> {
         .map_err(JwksError::Client)
 }
 
-async fn fetch(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, JwksError> {
+async fn fetch(
+    client: &reqwest::Client,
+    url: &str,
+) -> Result<(Vec<u8>, Option<Duration>), JwksError> {
     let fetch_error = |source| JwksError::Fetch {
         url: url.to_owned(),
         source,
@@ -238,6 +264,13 @@ async fn fetch(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, JwksError
             status: response.status().as_u16(),
         });
     }
+    let age = response
+        .headers()
+        .get_all(reqwest::header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(max_age)
+        .min();
     if response
         .content_length()
         .is_some_and(|len| len > MAX_JWKS_BYTES as u64)
@@ -251,7 +284,7 @@ async fn fetch(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, JwksError
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(body)
+    Ok((body, age))
 }
 
 #[cfg(test)]
@@ -323,6 +356,19 @@ mod tests {
         kids.sort();
         assert_eq!(kids, ["es-1"]);
         v.verify(&es.sign(&claims())).await.unwrap();
+    }
+
+    #[test]
+    fn cache_control_gives_the_age() {
+        assert_eq!(max_age("max-age=300"), Some(Duration::from_secs(300)));
+        assert_eq!(
+            max_age("public, MAX-AGE=60, must-revalidate"),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(max_age("max-age=60, no-store"), Some(Duration::ZERO));
+        assert_eq!(max_age("no-cache"), Some(Duration::ZERO));
+        assert_eq!(max_age("public"), None);
+        assert_eq!(max_age("max-age=soon"), None);
     }
 
     #[tokio::test]

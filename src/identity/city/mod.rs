@@ -15,6 +15,10 @@
 //! - An unknown `kid` makes a URL source refetch its JWKS (key rotation), at most once per
 //!   [`DEFAULT_REFETCH_INTERVAL`] across all callers, so a stream of forged kids cannot turn us
 //!   into a request amplifier against the city.
+//! - The JWKS is also read again on a schedule, so that a key the city withdraws stops
+//!   verifying: a URL at least every [`MAX_KEYS_AGE`] (15 minutes; sooner as its
+//!   `Cache-Control: max-age` says, never more often than [`MIN_KEYS_AGE`]), a file when its
+//!   modification time or length changes (looked at every [`FILE_CHECK_INTERVAL`]).
 //! - Claims are checked on the raw JSON, not through the library's validation: `iss` equal to
 //!   the city's issuer, `aud` containing our audience, `exp` and `sub` required, `exp`, `nbf`,
 //!   `iat` JSON numbers when present (a string is refused, not taken as absent), and the
@@ -52,7 +56,7 @@ use crate::clock::Clock;
 pub use cache::DEFAULT_CACHE_CAPACITY;
 pub use claims::{DEFAULT_MAX_LIFETIME, LEEWAY, MAX_SUBJECT_CHARS};
 pub use jwks::{FETCH_TIMEOUT, JwksError, MAX_JWKS_BYTES};
-pub use keys::DEFAULT_REFETCH_INTERVAL;
+pub use keys::{DEFAULT_REFETCH_INTERVAL, FILE_CHECK_INTERVAL, MAX_KEYS_AGE, MIN_KEYS_AGE};
 pub use settings::{CityIdentity, JwksSource};
 
 use cache::TokenCache;
@@ -150,7 +154,7 @@ impl CityVerifier {
             return Err(JwksError::EmptySetting("the audience"));
         }
         Ok(Self {
-            keys: CityKeys::load(source).await?,
+            keys: CityKeys::load(source, clock.now()).await?,
             issuer,
             audience,
             cache: TokenCache::new(DEFAULT_CACHE_CAPACITY),
@@ -193,6 +197,11 @@ impl CityVerifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenRejection::TooLarge { len: token.len() });
         }
+        // Before the cache: a key the city withdrew must stop verifying the tokens it
+        // signed, cached or not (a change clears the cache).
+        self.keys
+            .refresh_if_due(self.clock.now(), || self.cache.clear())
+            .await;
         let digest = cache::digest(token);
         if let Some(identity) = self.cache.get(&digest, self.clock.now()) {
             return Ok(identity);

@@ -6,6 +6,7 @@ use std::process::Command;
 use chrono::TimeDelta;
 use qrpark::audit::{export, verify};
 use qrpark::domain::audit::{Event, GENESIS};
+use qrpark::domain::key_purpose::KeyPurpose;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -24,6 +25,7 @@ both_backends!(
     summary_matches_the_export,
     large_exports_page_through_every_record_in_chain_order,
     the_stop_event_hashes_the_breakdown_as_exported,
+    formula_cells_are_neutralised_and_still_verify,
 );
 
 const FROM: &str = "2026-09-29T00:00:00Z";
@@ -346,7 +348,15 @@ async fn tampering_is_detected(app: TestApp) {
         lot: None,
     };
     let head = qrpark::domain::audit::parse_hash(body["head"].as_str().unwrap()).unwrap();
-    let impostor = qrpark::domain::qr_token::QrSigningKey::from_seed("k1", &[9; 32]);
+    // Another key under the name of qrpark's checkpoint key.
+    let kid = app
+        .state
+        .keys
+        .signing_key(KeyPurpose::Checkpoint, app.now())
+        .await
+        .unwrap()
+        .kid;
+    let impostor = qrpark::domain::qr_token::QrSigningKey::from_seed(&kid, &[9; 32]);
     let forged = qrpark::audit::export::checkpoint(
         qrpark::audit::export::Format::Jsonl,
         &range,
@@ -554,7 +564,12 @@ async fn large_exports_page_through_every_record_in_chain_order(app: TestApp) {
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<export::Chunk>(8);
     let producer = {
         let db = app.db.clone();
-        let key = app.state.keys.signing_key().await.unwrap();
+        let key = app
+            .state
+            .keys
+            .signing_key(KeyPurpose::Checkpoint, app.now())
+            .await
+            .unwrap();
         let range = export::Range {
             from: FROM.parse().unwrap(),
             to: TO.parse().unwrap(),
@@ -644,6 +659,8 @@ async fn large_exports_page_through_every_record_in_chain_order(app: TestApp) {
             .args(["export", "--from", FROM, "--to", TO, "--out"])
             .arg(&out)
             .env("QRPARK_DATABASE_URL", &app.state.config.database_url)
+            // The app's key-encryption key: the signing keys are sealed under it.
+            .env("QRPARK_DATA_DIR", &app.state.config.data_dir)
             .output()
             .unwrap();
         (run, out)
@@ -729,4 +746,52 @@ async fn the_stop_event_hashes_the_breakdown_as_exported(app: TestApp) {
             qrpark::domain::audit::hex(&sha2::Sha256::digest(fee.as_bytes()))
         );
     }
+}
+
+/// A city subject a spreadsheet would run as a formula reaches the CSV neutralised (OWASP:
+/// a leading quote, the cell quoted), the JSONL as it is, and both verify exactly.
+async fn formula_cells_are_neutralised_and_still_verify(app: TestApp) {
+    let op = app.operator("Formulas").await;
+    let subjects = ["=HYPERLINK(\"http://evil.test\")", "+1+1", "-2", "@SUM(A1)"];
+    let codes: Vec<String> = (1..=subjects.len()).map(|i| format!("F-{i}")).collect();
+    let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
+    let (_, spaces) = parking_lot(&app, &op, &codes).await;
+    for (i, (subject, (_, qr))) in subjects.iter().zip(&spaces).enumerate() {
+        let driver = app.driver_token(subject);
+        let started = start(&app, &driver, &format!("f{i}"), qr).await;
+        assert_eq!(started.status, StatusCode::CREATED, "{}", started.text);
+        app.clock.advance(TimeDelta::minutes(30));
+        let id = started.body["id"].as_str().unwrap();
+        let stopped = app.stop(&driver, id).await;
+        assert_eq!(stopped.status, StatusCode::OK, "{}", stopped.text);
+    }
+    let csv = export(&app, FROM, TO, "csv").await;
+    for cell in [
+        "\"'=HYPERLINK(\"\"http://evil.test\"\")\"",
+        "\"'+1+1\"",
+        "\"'-2\"",
+        "\"'@SUM(A1)\"",
+    ] {
+        assert!(csv.contains(&format!(",{cell},")), "{cell} not in {csv}");
+    }
+    // No cell of the body starts a formula.
+    for line in csv.lines().skip(1) {
+        for cell in line.split(',') {
+            assert!(!cell.starts_with(['=', '+', '-', '@']), "{cell} in {line}");
+        }
+    }
+    let keys = keys(&app).await;
+    assert_eq!(verified_csv(&app, &csv, &keys).await, subjects.len() as u64);
+    let jsonl = export(&app, FROM, TO, "jsonl").await;
+    let drivers: Vec<Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v.get("checkpoint").is_none())
+        .map(|v| v["driver"].clone())
+        .collect();
+    assert_eq!(drivers, subjects.map(Value::from).to_vec());
+    assert_eq!(
+        verify::verify(&jsonl, None, &keys, None).unwrap().records,
+        subjects.len() as u64
+    );
 }

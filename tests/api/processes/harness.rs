@@ -34,6 +34,8 @@ pub(super) struct Shared {
     /// system clock, as the children are (the `TestApp`'s runs on the test's manual clock).
     idp: DemoIdp,
     dir: TempDir,
+    /// The test app's key-encryption key file: the database's keys are sealed under it.
+    kek: PathBuf,
 }
 
 impl Shared {
@@ -65,6 +67,7 @@ impl Shared {
             jwks,
             idp,
             dir,
+            kek: app.state.config.key_encryption_key_file(),
         }
     }
 
@@ -97,6 +100,7 @@ impl Shared {
             .env("QRPARK_RATE_LIMIT_PER_ADDRESS", "0")
             .env("QRPARK_RATE_LIMIT_PER_IDENTITY", "0")
             .env("QRPARK_DATA_DIR", self.dir.0.join("data"))
+            .env("QRPARK_KEY_ENCRYPTION_KEY_FILE", &self.kek)
             .env("QRPARK_CITY_JWKS", &self.jwks)
             .env("QRPARK_CITY_ISSUER", DemoIdp::ISSUER)
             .env("QRPARK_LOG_FORMAT", "json")

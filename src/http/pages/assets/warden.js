@@ -317,7 +317,7 @@
     if (!canVerify) return Promise.resolve([false, M.needs_https]);
     var jwks = readJson(JWKS);
     if (!jwks || !jwks.keys) return Promise.resolve([false, M.keys_none]);
-    var jwk = jwks.keys.filter(function (k) { return k.kid === header.kid && k.kty === "OKP" && k.crv === "Ed25519"; })[0];
+    var jwk = jwks.keys.filter(function (k) { return k.kid === header.kid && k.kty === "OKP" && k.crv === "Ed25519" && (!k.purpose || k.purpose === "proof"); })[0];
     if (!jwk) return Promise.resolve([false, M.invalid_kid, claims, header.kid]);
     var subtle = window.crypto.subtle;
     return subtle.importKey("jwk", { kty: "OKP", crv: "Ed25519", x: jwk.x }, { name: "Ed25519" }, false, ["verify"])

@@ -15,6 +15,7 @@ pub struct JwksServer {
     pub url: String,
     hits: Arc<AtomicUsize>,
     body: Arc<std::sync::Mutex<(u16, String)>>,
+    cache_control: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl JwksServer {
@@ -24,17 +25,26 @@ impl JwksServer {
         let port = listener.local_addr().unwrap().port();
         let hits = Arc::new(AtomicUsize::new(0));
         let body = Arc::new(std::sync::Mutex::new((200, body.to_string())));
+        let cache_control = Arc::new(std::sync::Mutex::new(None::<String>));
         let handler = {
-            let (hits, body) = (hits.clone(), body.clone());
+            let (hits, body, cache_control) = (hits.clone(), body.clone(), cache_control.clone());
             move || {
                 hits.fetch_add(1, Ordering::SeqCst);
                 let (status, body) = body.lock().unwrap().clone();
+                let cache_control = cache_control.lock().unwrap().clone();
                 async move {
-                    (
+                    let mut response = axum::response::IntoResponse::into_response((
                         axum::http::StatusCode::from_u16(status).unwrap(),
                         [("content-type", "application/json")],
                         body,
-                    )
+                    ));
+                    if let Some(value) = cache_control {
+                        response.headers_mut().insert(
+                            "cache-control",
+                            axum::http::HeaderValue::from_str(&value).unwrap(),
+                        );
+                    }
+                    response
                 }
             }
         };
@@ -44,7 +54,13 @@ impl JwksServer {
             url: format!("http://127.0.0.1:{port}/jwks.json"),
             hits,
             body,
+            cache_control,
         }
+    }
+
+    /// Sends `Cache-Control: value` from now on (`None`: no such header).
+    pub fn cache_control(&self, value: Option<&str>) {
+        *self.cache_control.lock().unwrap() = value.map(str::to_owned);
     }
 
     /// How many requests it answered.
@@ -59,8 +75,13 @@ impl JwksServer {
 
     /// A verifier whose source is this endpoint, read through the setting's URL rules.
     pub async fn verifier(&self) -> CityVerifier {
+        self.verifier_on(clock()).await
+    }
+
+    /// The same, on the test's clock.
+    pub async fn verifier_on(&self, clock: Arc<crate::clock::ManualClock>) -> CityVerifier {
         let source = JwksSource::from_setting(&self.url).unwrap();
-        CityVerifier::new(source, ISSUER.into(), AUDIENCE.into(), clock())
+        CityVerifier::new(source, ISSUER.into(), AUDIENCE.into(), clock)
             .await
             .unwrap()
     }
