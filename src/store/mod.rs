@@ -198,7 +198,12 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// after connecting) or when the file cannot be made (SQLite then says why).
 fn create_private_file(path: &std::path::Path, url: &str) {
     let shown = path.to_string_lossy();
-    if url.contains("mode=memory") || shown.is_empty() || shown.starts_with("file:") {
+    // `:memory:` (however the URL spelled it) is SQLite's name for no file at all.
+    if url.contains("mode=memory")
+        || shown.is_empty()
+        || shown == ":memory:"
+        || shown.starts_with("file:")
+    {
         return;
     }
     #[cfg(unix)]
