@@ -456,7 +456,7 @@ mod tests {
     }
 
     #[test]
-    fn the_plate_and_the_ending_sit_in_key_order_and_at_the_end_of_csv() {
+    fn the_plate_the_ending_and_the_refunds_sit_in_key_order_and_at_the_end_of_csv() {
         let planned = stored(Some("沪AD12345"), EndedBy::Planned);
         let jsonl = line(Format::Jsonl, &planned);
         assert!(
@@ -471,11 +471,15 @@ mod tests {
             ),
             "{jsonl}"
         );
+        assert!(
+            jsonl.contains(r#""refunded_total":"2.50","session_id":"#),
+            "{jsonl}"
+        );
         let record: Value = serde_json::from_str(&jsonl).unwrap();
         assert_eq!(format!("{}\n", canonical_json(&record)), jsonl);
         let csv = line(Format::Csv, &planned);
         let tail = format!(
-            ",QP-1,9,{},沪AD12345,planned,{},",
+            ",QP-1,9,{},沪AD12345,planned,2.50,{},",
             "ab".repeat(32),
             hex(&GENESIS)
         );
