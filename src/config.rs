@@ -66,6 +66,8 @@ pub struct Config {
     pub database_acquire_timeout_ms: u64,
     /// Longest lifetime (`exp` minus `iat`) of a city identity token accepted, in seconds.
     pub city_max_token_lifetime_secs: u64,
+    /// Sessions in arrears a driver may have and still start (docs/money.md).
+    pub max_unpaid_sessions: u32,
 }
 
 /// How log lines are written.
@@ -101,6 +103,7 @@ impl Default for Config {
             request_timeout_secs: 30,
             database_acquire_timeout_ms: 5000,
             city_max_token_lifetime_secs: 24 * 3600,
+            max_unpaid_sessions: 0,
         }
     }
 }
@@ -182,6 +185,7 @@ const ENV_KEYS: &[&str] = &[
     "request_timeout_secs",
     "database_acquire_timeout_ms",
     "city_max_token_lifetime_secs",
+    "max_unpaid_sessions",
 ];
 
 impl Config {
@@ -254,6 +258,12 @@ impl Config {
             });
         }
         self.validate_limits()?;
+        if self.max_unpaid_sessions > 1000 {
+            return Err(ConfigError::Invalid {
+                setting: "max_unpaid_sessions",
+                reason: "must be 0 to 1000".into(),
+            });
+        }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid {
                 setting: "max_body_bytes",
@@ -376,6 +386,7 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("log_format", &self.log_format)
             .field("max_active_sessions", &self.max_active_sessions)
+            .field("max_unpaid_sessions", &self.max_unpaid_sessions)
             .field("plate_retention_days", &self.plate_retention_days)
             .field("rate_limit_per_address", &self.rate_limit_per_address)
             .field("rate_limit_per_identity", &self.rate_limit_per_identity)

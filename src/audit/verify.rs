@@ -340,6 +340,7 @@ mod tests {
             "plate" if n == 2 => String::new(),
             "plate" => "沪A12345".to_owned(),
             "ended_by" => "planned".to_owned(),
+            "refunded_total" => "2.50".to_owned(),
             "fee_total" => "10.00".to_owned(),
             other => format!("{other}-{n}"),
         }

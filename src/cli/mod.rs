@@ -12,6 +12,7 @@ mod keys;
 mod operator;
 mod qr_sheet;
 pub mod serve;
+mod settlement;
 mod tariff;
 
 /// QR-code parking payment: signed codes per space, exact tariffs, city identity.
@@ -65,6 +66,9 @@ pub enum Command {
     /// Manage lot operators and their API keys.
     #[command(subcommand)]
     Operator(operator::OperatorCommand),
+    /// The payment office: payments and refunds in review or arrears.
+    #[command(subcommand)]
+    Settlement(settlement::SettlementCommand),
 }
 
 impl Cli {
@@ -122,6 +126,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(command) => audit::run(config()?, command).await,
         Command::QrSheet(args) => qr_sheet::run(config()?, args).await,
         Command::Keys(command) => keys::run(config()?, command).await,
+        Command::Settlement(command) => settlement::run(config()?, command).await,
         Command::Healthcheck => healthcheck(config()?.bind).await,
     }
 }

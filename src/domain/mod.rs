@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod currency;
 pub mod idempotency_key;
+pub mod ledger;
 pub mod lot;
 pub mod money;
 pub mod plate;

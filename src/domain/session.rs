@@ -24,8 +24,25 @@ pub enum SettlementStatus {
     Pending,
     /// Paid: by the gateway, or by the ledger at once when there is no gateway.
     Settled,
-    /// The gateway refused it, or delivery gave up; the ledger entries were reversed.
+    /// The gateway refused it: the driver owes the amount until it is paid again.
+    Arrears,
+    /// Delivery gave up after its retries: nobody knows whether the gateway charged, so
+    /// the city's payment office decides.
+    Review,
+}
+
+/// Where a refund is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundStatus {
+    /// On its way to the city's payment gateway (through the outbox).
+    Pending,
+    /// Given back: by the gateway, or at once when there is no gateway.
+    Refunded,
+    /// The gateway refused it: nothing was given back, and the charge may be refunded again.
     Failed,
+    /// Delivery gave up after its retries: the city's payment office decides.
+    Review,
 }
 
 /// Who or what ended a session.
@@ -101,7 +118,16 @@ names!(
     "settlement status",
     Pending => "pending",
     Settled => "settled",
+    Arrears => "arrears",
+    Review => "review",
+);
+names!(
+    RefundStatus,
+    "refund status",
+    Pending => "pending",
+    Refunded => "refunded",
     Failed => "failed",
+    Review => "review",
 );
 
 #[cfg(test)]
@@ -116,6 +142,10 @@ mod tests {
         }
         for state in SettlementStatus::ALL {
             assert_eq!(state.as_str().parse::<SettlementStatus>(), Ok(*state));
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        }
+        for state in RefundStatus::ALL {
+            assert_eq!(state.as_str().parse::<RefundStatus>(), Ok(*state));
             assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
         }
         for ending in EndedBy::ALL {

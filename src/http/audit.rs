@@ -201,11 +201,18 @@ pub struct SummaryRow {
     pub day: NaiveDate,
     pub currency: String,
     pub sessions: u64,
-    /// The sum of the fees.
+    /// The sum of the fees: `settled + pending + arrears + review`.
     pub fees: String,
+    /// Collected by the gateway (or by the ledger, without one).
     pub settled: String,
+    /// On their way to the gateway.
     pub pending: String,
-    pub failed: String,
+    /// Refused by the gateway: the drivers owe them.
+    pub arrears: String,
+    /// Delivery gave up: the city's payment office decides.
+    pub review: String,
+    /// Given back to drivers, or being given back (refunds not failed); never above `fees`.
+    pub refunded: String,
 }
 
 /// Reconciliation totals.
@@ -214,8 +221,9 @@ pub struct Summary {
     pub rows: Vec<SummaryRow>,
 }
 
-/// Sessions, fees and settled, pending and failed totals per operator, lot and local day,
-/// over the same range and filters as the export (their sums match the export's).
+/// Sessions, fees and settled, pending, arrears, review and refunded totals per operator,
+/// lot and local day, over the same range and filters as the export (their sums match the
+/// export's). Every row reconciles: `fees = settled + pending + arrears + review`.
 #[utoipa::path(
     get, path = "/v1/audit/summary", tag = "audit",
     params(ExportQuery),
@@ -236,6 +244,11 @@ pub async fn summary(
     let totals = audit_summary::per_lot_day(&state.db, &range).await?;
     let mut out = Vec::with_capacity(totals.len());
     for t in totals {
+        if !t.reconciles() {
+            return Err(ApiError::internal(anyhow::anyhow!(
+                "the audit summary does not reconcile: {t:?}"
+            )));
+        }
         let unit = Currency::parse(&t.currency).map_err(ApiError::internal)?;
         let money = |minor: i64| Money::from_minor(minor, unit).to_string();
         out.push(SummaryRow {
@@ -246,7 +259,9 @@ pub async fn summary(
             fees: money(t.fees),
             settled: money(t.settled),
             pending: money(t.pending),
-            failed: money(t.failed),
+            arrears: money(t.arrears),
+            review: money(t.review),
+            refunded: money(t.refunded),
             currency: t.currency,
         });
     }

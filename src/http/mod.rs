@@ -22,6 +22,7 @@ pub mod driver;
 pub mod enforcement;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod limits;
 pub mod operator;
 pub mod pages;

@@ -107,6 +107,8 @@ pub async fn end(
         .total
         .to_minor()
         .ok_or_else(|| anyhow::anyhow!("fee out of range"))?;
+    // Nothing to charge is settled at once: the gateway is not asked for zero.
+    let deliver = deliver && fee_minor > 0;
     let settlement = Settlement {
         settlement_id: Uuid::now_v7(),
         session_id: session.session_id,
@@ -126,6 +128,9 @@ pub async fn end(
         created_at: now,
         updated_at: now,
         settled_at: (!deliver).then_some(now),
+        refunded_minor: 0,
+        payment_round: 1,
+        arrears_since: None,
     };
     let stop = Stop {
         ended_at,
@@ -152,6 +157,12 @@ pub async fn end(
 
 /// A settlement reference drivers can read out: `QRP-` and 12 characters of Crockford base32.
 fn settlement_reference() -> String {
+    reference("QRP")
+}
+
+/// A reference people can read out: `{prefix}-` and 12 characters of Crockford base32
+/// (60 random bits).
+pub fn reference(prefix: &str) -> String {
     const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     let mut random = [0u8; 12];
     getrandom::fill(&mut random).expect("the operating system's random source is available");
@@ -159,5 +170,5 @@ fn settlement_reference() -> String {
         .iter()
         .map(|b| ALPHABET[usize::from(b % 32)] as char)
         .collect();
-    format!("QRP-{code}")
+    format!("{prefix}-{code}")
 }

@@ -1,11 +1,16 @@
-//! Delivers settlements to the city's payment gateway (`QRPARK_CITY_PAYMENTS_URL`): a
-//! signed POST per settlement, idempotent by its reference, retried with exponential
-//! backoff; 2xx settles it; 408, 409, 425, 429, any 5xx and a gateway that cannot be reached
-//! are retried, at most [`MAX_ATTEMPTS`] times; any other answer is a definite refusal and
-//! fails it, reversing its ledger postings.
+//! Delivers payments and refunds to the city's payment gateway
+//! (`QRPARK_CITY_PAYMENTS_URL`): a signed POST each, idempotent by its key, retried with
+//! exponential backoff. A 2xx settles a payment (or gives a refund back); 400, 402 and 422
+//! are a definite refusal: a payment becomes `arrears` (the driver owes it), a refund
+//! `failed`; any other answer, and a gateway that cannot be reached, is retried, at most
+//! [`MAX_ATTEMPTS`] times, after which the delivery goes to `review` (nobody knows whether
+//! the gateway acted).
 //!
-//! The request: `POST {url}` with a JSON body `{reference, session_id, driver, operator_id,
-//! currency, amount, created_at}`, `Idempotency-Key: {reference}` and
+//! Payments: `POST {url}` with `{reference, session_id, driver, operator_id, currency,
+//! amount, created_at, payment_round}` and `Idempotency-Key: {reference}` (round 1) or
+//! `{reference}-{round}` (arrears paid again). Refunds: `POST {url}/refunds` with
+//! `{reference, payment_reference, session_id, operator_id, currency, amount, reason,
+//! created_at}` and `Idempotency-Key: {reference}`. Both carry
 //! `Qrpark-Signature: kid="k1", alg="EdDSA", sig="<base64url Ed25519 over the body>"`,
 //! verifiable with qrpark's `/.well-known/jwks.json`.
 //!
@@ -16,16 +21,16 @@
 
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
+use chrono::TimeDelta;
 use serde_json::json;
 
 use crate::AppState;
 use crate::domain::currency::Currency;
 use crate::domain::money::Money;
-use crate::store::outbox::{self, Outcome};
-use crate::store::sessions::Settlement;
+use crate::store::outbox::{self, Outcome, Queue};
+use crate::store::{refunds, settlements};
 
-/// After this many attempts a settlement is failed: the 15 waits between them add up to
+/// After this many attempts a delivery goes to review: the 15 waits between them add up to
 /// 18,494 s, about 5 hours 8 minutes.
 pub const MAX_ATTEMPTS: i32 = 16;
 /// How long one process may hold a delivery before another may retry it.
@@ -39,82 +44,137 @@ pub fn backoff(attempts: i32) -> TimeDelta {
     TimeDelta::seconds((2_i64 << exponent).min(3600))
 }
 
-/// Delivers every due settlement once; returns how many attempts were made.
+/// One request to the gateway.
+struct Request {
+    url: String,
+    key: String,
+    body: String,
+    /// Attempts made before this one.
+    attempts: i32,
+    /// For the logs.
+    reference: String,
+}
+
+/// Delivers every due payment and refund once; returns how many attempts were made.
 pub async fn run_once(state: &AppState, client: &reqwest::Client) -> anyhow::Result<usize> {
     let Some(url) = &state.payments_url else {
         return Ok(0);
     };
-    let now = state.clock.now();
     let mut attempts = 0;
-    for (settlement_id, seen) in outbox::due(&state.db, now, 32).await? {
-        if !outbox::claim(&state.db, settlement_id, seen, now + LEASE).await? {
-            continue;
-        }
-        let Some(settlement) = outbox::settlement(&state.db, settlement_id).await? else {
-            continue;
-        };
-        attempts += 1;
-        let outcome = deliver(state, client, url, &settlement).await;
-        let now = state.clock.now();
-        let outcome = match outcome {
-            Outcome::Retry { error, .. } if settlement.attempts + 1 >= MAX_ATTEMPTS => {
-                Outcome::Failed {
-                    error: format!("gave up after {MAX_ATTEMPTS} attempts: {error}"),
+    for queue in [Queue::Payments, Queue::Refunds] {
+        let due = outbox::due(&state.db, queue, state.clock.now(), 32).await?;
+        for (id, seen) in due {
+            // The lease runs from this claim: earlier requests of the round took their time.
+            let until = state.clock.now() + LEASE;
+            if !outbox::claim(&state.db, queue, id, seen, until).await? {
+                continue;
+            }
+            attempts += 1;
+            match queue {
+                Queue::Payments => {
+                    let Some(settlement) = settlements::get(&state.db, id).await? else {
+                        continue;
+                    };
+                    let request = Request {
+                        url: url.clone(),
+                        key: settlement.payment_key(),
+                        body: json!({
+                            "reference": settlement.reference,
+                            "session_id": settlement.session_id,
+                            "driver": settlement.driver,
+                            "operator_id": settlement.operator_id,
+                            "currency": settlement.currency,
+                            "amount": amount(settlement.amount_minor, &settlement.currency)?,
+                            "created_at": settlement.created_at,
+                            "payment_round": settlement.payment_round,
+                        })
+                        .to_string(),
+                        attempts: settlement.attempts,
+                        reference: settlement.reference.clone(),
+                    };
+                    let outcome = deliver(state, client, &request).await;
+                    let now = state.clock.now();
+                    settlements::record_delivery(&state.db, &settlement, &outcome, now).await?;
+                }
+                Queue::Refunds => {
+                    let Some(refund) = refunds::get(&state.db, id).await? else {
+                        continue;
+                    };
+                    let Some(paid) = settlements::get(&state.db, refund.settlement_id).await?
+                    else {
+                        continue;
+                    };
+                    let request = Request {
+                        url: format!("{}/refunds", url.trim_end_matches('/')),
+                        key: refund.reference.clone(),
+                        body: json!({
+                            "reference": refund.reference,
+                            "payment_reference": paid.reference,
+                            "session_id": refund.session_id,
+                            "operator_id": refund.operator_id,
+                            "currency": refund.currency,
+                            "amount": amount(refund.amount_minor, &refund.currency)?,
+                            "reason": refund.reason,
+                            "created_at": refund.created_at,
+                        })
+                        .to_string(),
+                        attempts: refund.attempts,
+                        reference: refund.reference.clone(),
+                    };
+                    let outcome = deliver(state, client, &request).await;
+                    let now = state.clock.now();
+                    refunds::record_delivery(&state.db, &refund, &outcome, now).await?;
                 }
             }
-            Outcome::Retry { error, .. } => Outcome::Retry {
-                error,
-                next_attempt_at: now + backoff(settlement.attempts),
-            },
-            other => other,
-        };
-        match &outcome {
-            Outcome::Settled => {
-                tracing::info!(reference = %settlement.reference, "settlement delivered")
-            }
-            Outcome::Retry {
-                error,
-                next_attempt_at,
-            } => {
-                tracing::warn!(reference = %settlement.reference, %error, %next_attempt_at, "settlement delivery failed; will retry")
-            }
-            Outcome::Failed { error } => {
-                tracing::error!(reference = %settlement.reference, %error, "settlement refused; ledger reversed")
-            }
         }
-        outbox::record(&state.db, &settlement, &outcome, now).await?;
     }
     Ok(attempts)
 }
 
-async fn deliver(
-    state: &AppState,
-    client: &reqwest::Client,
-    url: &str,
-    settlement: &Settlement,
-) -> Outcome {
+/// An amount in minor units as the gateway reads it: a decimal string.
+fn amount(minor: i64, currency: &str) -> anyhow::Result<String> {
+    Ok(Money::from_minor(minor, Currency::parse(currency)?).to_string())
+}
+
+/// Sends one request and says what became of it, with the retry's time or the give-up
+/// already decided from the attempts made.
+async fn deliver(state: &AppState, client: &reqwest::Client, request: &Request) -> Outcome {
+    let outcome = send(state, client, request).await;
+    let now = state.clock.now();
+    let outcome = match outcome {
+        Outcome::Retry { error, .. } if request.attempts + 1 >= MAX_ATTEMPTS => Outcome::GaveUp {
+            error: format!("gave up after {MAX_ATTEMPTS} attempts: {error}"),
+        },
+        Outcome::Retry { error, .. } => Outcome::Retry {
+            error,
+            next_attempt_at: now + backoff(request.attempts),
+        },
+        other => other,
+    };
+    let reference = &request.reference;
+    match &outcome {
+        Outcome::Accepted => tracing::info!(%reference, "delivered to the payment gateway"),
+        Outcome::Retry {
+            error,
+            next_attempt_at,
+        } => {
+            tracing::warn!(%reference, %error, %next_attempt_at, "delivery failed; will retry")
+        }
+        Outcome::Refused { error } => {
+            tracing::warn!(%reference, %error, "the payment gateway refused it")
+        }
+        Outcome::GaveUp { error } => {
+            tracing::error!(%reference, %error, "delivery gave up: in review")
+        }
+    }
+    outcome
+}
+
+async fn send(state: &AppState, client: &reqwest::Client, request: &Request) -> Outcome {
     let retry = |error: String| Outcome::Retry {
         error,
-        next_attempt_at: Utc::now(),
+        next_attempt_at: state.clock.now(),
     };
-    let amount = match Currency::parse(&settlement.currency) {
-        Ok(currency) => Money::from_minor(settlement.amount_minor, currency).to_string(),
-        Err(e) => {
-            return Outcome::Failed {
-                error: e.to_string(),
-            };
-        }
-    };
-    let body = json!({
-        "reference": settlement.reference,
-        "session_id": settlement.session_id,
-        "driver": settlement.driver,
-        "operator_id": settlement.operator_id,
-        "currency": settlement.currency,
-        "amount": amount,
-        "created_at": settlement.created_at,
-    })
-    .to_string();
     let key = match state.keys.signing_key().await {
         Ok(key) => key,
         Err(e) => return retry(format!("no signing key: {e}")),
@@ -122,29 +182,30 @@ async fn deliver(
     let signature = format!(
         "kid=\"{}\", alg=\"EdDSA\", sig=\"{}\"",
         key.kid,
-        key.sign_bytes(body.as_bytes())
+        key.sign_bytes(request.body.as_bytes())
     );
     let response = client
-        .post(url)
+        .post(&request.url)
         .timeout(REQUEST_TIMEOUT)
         .header("content-type", "application/json")
-        .header("idempotency-key", &settlement.reference)
+        .header("idempotency-key", &request.key)
         .header("qrpark-signature", signature)
-        .body(body)
+        .body(request.body.clone())
         .send()
         .await;
     match response {
-        Ok(r) if r.status().is_success() => Outcome::Settled,
+        Ok(r) if r.status().is_success() => Outcome::Accepted,
         Ok(r) => {
             let status = r.status();
             let error = format!("gateway answered {status}");
-            let retryable = status.is_server_error()
-                || status.is_redirection()
-                || matches!(status.as_u16(), 408 | 409 | 425 | 429);
-            if retryable {
-                retry(error)
+            // Only a gateway that read the request and declined it refuses: 400, 402 and
+            // 422. Anything else (5xx, throttling, and 401, 403, 404... from a gateway that
+            // did not take the request in) is tried again, and ends in review, never in
+            // arrears that would block drivers for a fault of ours or the gateway's.
+            if matches!(status.as_u16(), 400 | 402 | 422) {
+                Outcome::Refused { error }
             } else {
-                Outcome::Failed { error }
+                retry(error)
             }
         }
         Err(e) => retry(format!("gateway unreachable: {}", describe(&e))),
@@ -204,7 +265,7 @@ pub fn spawn(state: AppState, every: Duration) {
         loop {
             ticker.tick().await;
             if let Err(error) = run_once(&state, &client).await {
-                tracing::warn!(?error, "settlement delivery round failed");
+                tracing::warn!(?error, "delivery round failed");
             }
         }
     });

@@ -23,7 +23,25 @@ pub struct DayTotals {
     pub settled: i64,
     /// Fees without a settlement yet, or with one still being delivered.
     pub pending: i64,
-    pub failed: i64,
+    /// Fees the gateway refused: the drivers owe them.
+    pub arrears: i64,
+    /// Fees whose delivery gave up: the payment office decides.
+    pub review: i64,
+    /// Refunds not failed, of these sessions (at most `fees`).
+    pub refunded: i64,
+}
+
+impl DayTotals {
+    /// Whether the row reconciles: `fees = settled + pending + arrears + review` and
+    /// `refunded <= fees` (checked sums: an overflow does not reconcile).
+    pub fn reconciles(&self) -> bool {
+        let parts = self
+            .settled
+            .checked_add(self.pending)
+            .and_then(|sum| sum.checked_add(self.arrears))
+            .and_then(|sum| sum.checked_add(self.review));
+        parts == Some(self.fees) && self.refunded <= self.fees
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -35,14 +53,15 @@ struct Source {
     ended_at: DateTime<Utc>,
     fee_minor: i64,
     settlement_status: Option<SettlementStatus>,
+    refunded_minor: Option<i64>,
 }
 
-/// Sessions, fees and settled, pending and failed totals per operator, lot, local day and
+/// Sessions, fees and settled, pending, arrears, review and refunded totals per operator, lot, local day and
 /// currency, in that order; over the export's own range, so their sums match the export's.
 pub async fn per_lot_day(db: &Db, range: &Range) -> StoreResult<Vec<DayTotals>> {
     let sql = format!(
         "select s.operator_id, s.lot_id, l.timezone, s.currency, s.ended_at, s.fee_minor, \
-         st.status as settlement_status from session s \
+         st.status as settlement_status, st.refunded_minor from session s \
          join lot l on l.lot_id = s.lot_id \
          left join settlement st on st.session_id = s.session_id \
          where {IN_RANGE}"
@@ -70,16 +89,31 @@ pub async fn per_lot_day(db: &Db, range: &Range) -> StoreResult<Vec<DayTotals>> 
                     fees: 0,
                     settled: 0,
                     pending: 0,
-                    failed: 0,
+                    arrears: 0,
+                    review: 0,
+                    refunded: 0,
                 });
             entry.sessions += 1;
-            entry.fees += row.fee_minor;
-            match row.settlement_status {
-                Some(SettlementStatus::Settled) => entry.settled += row.fee_minor,
-                Some(SettlementStatus::Failed) => entry.failed += row.fee_minor,
-                Some(SettlementStatus::Pending) | None => entry.pending += row.fee_minor,
-            }
+            let fee = row.fee_minor;
+            let part = match row.settlement_status {
+                Some(SettlementStatus::Settled) => &mut entry.settled,
+                Some(SettlementStatus::Arrears) => &mut entry.arrears,
+                Some(SettlementStatus::Review) => &mut entry.review,
+                Some(SettlementStatus::Pending) | None => &mut entry.pending,
+            };
+            // Checked: sums that overflow are a fault to report, not a wrap to publish.
+            *part = checked(part.checked_add(fee))?;
+            entry.fees = checked(entry.fees.checked_add(fee))?;
+            entry.refunded = checked(entry.refunded.checked_add(row.refunded_minor.unwrap_or(0)))?;
         }
     });
     Ok(totals.into_values().collect())
+}
+
+fn checked(sum: Option<i64>) -> StoreResult<i64> {
+    sum.ok_or_else(|| {
+        super::StoreError::Database(sqlx::Error::Protocol(
+            "an audit summary total overflows 64 bits".to_owned(),
+        ))
+    })
 }

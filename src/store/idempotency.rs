@@ -140,6 +140,32 @@ pub async fn finish(db: &Db, driver: &str, key: &str, status: u16, body: &str) -
     Ok(())
 }
 
+/// Remembers the answer of a request within the transaction of what it created, so that
+/// both are there after a crash or neither is.
+pub(crate) async fn finish_in<DB>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    answer: &super::sessions::IdempotentAnswer,
+) -> Result<(), sqlx::Error>
+where
+    DB: sqlx::Database,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> i32: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    sqlx::query(
+        "update idempotency_key set status = 'done', response_status = $3, \
+         response_body = $4 where driver = $1 and key = $2",
+    )
+    .bind(answer.driver.as_str())
+    .bind(answer.key.as_str())
+    .bind(i32::from(answer.status))
+    .bind(answer.body.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Forgets a claim whose request failed on our side, so that a retry runs again.
 pub async fn release(db: &Db, driver: &str, key: &str) -> StoreResult<()> {
     on_db!(db, pool => sqlx::query(

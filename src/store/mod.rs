@@ -17,10 +17,13 @@ pub mod audit;
 pub mod audit_summary;
 pub mod export;
 pub mod idempotency;
+pub mod ledger;
 pub mod lots;
 pub mod operators;
 pub mod outbox;
+pub mod refunds;
 pub mod sessions;
+pub mod settlements;
 pub mod signing_keys;
 pub mod space_qr;
 pub mod spaces;
@@ -278,6 +281,23 @@ impl Db {
             Self::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
             Self::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
         }
+    }
+
+    /// Applies the migrations up to `version` only: for tests of what a later migration
+    /// does to the data an earlier schema held.
+    pub async fn migrate_until(&self, version: i64) -> Result<(), sqlx::migrate::MigrateError> {
+        let mut migrator = match self {
+            Self::Sqlite(_) => sqlx::migrate!("./migrations/sqlite"),
+            Self::Postgres(_) => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator.migrations = migrator
+            .migrations
+            .iter()
+            .filter(|m| m.version <= version)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        on_db!(self, pool => migrator.run(pool).await)
     }
 
     /// One round trip to the database.

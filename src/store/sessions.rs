@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::audit;
+use super::ledger::{self, Posting};
 use super::{Db, StoreError, StoreResult, on_db};
+use crate::domain::ledger::Event;
 use crate::domain::session::{EndedBy, SessionStatus, SettlementStatus};
 
 /// A session as stored.
@@ -62,6 +64,25 @@ pub struct Settlement {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub settled_at: Option<DateTime<Utc>>,
+    /// The refunds that are not failed, at most `amount_minor`.
+    pub refunded_minor: i64,
+    /// 1, then one more each time arrears are sent to the gateway again.
+    pub payment_round: i32,
+    /// Since when the driver owes it (`arrears` only).
+    pub arrears_since: Option<DateTime<Utc>>,
+}
+
+impl Settlement {
+    /// The gateway's idempotency key of the current payment round: the reference in round
+    /// 1 (so a retried delivery is never charged twice), `reference-N` in round N (so that
+    /// paying refused arrears again is a new payment, not a replay of the refusal).
+    pub fn payment_key(&self) -> String {
+        if self.payment_round <= 1 {
+            self.reference.clone()
+        } else {
+            format!("{}-{}", self.reference, self.payment_round)
+        }
+    }
 }
 
 pub(crate) const COLUMNS: &str = "session_id, lot_id, space_id, operator_id, driver, tariff_id, \
@@ -69,9 +90,9 @@ pub(crate) const COLUMNS: &str = "session_id, lot_id, space_id, operator_id, dri
                        fee_minor, fee_lines, created_at, updated_at, plate, plate_erased_at, \
                        stop_at, ends_at, ended_by, stop_reason";
 
-const SETTLEMENT_COLUMNS: &str = "settlement_id, session_id, reference, driver, operator_id, \
-                                  currency, amount_minor, status, attempts, last_error, \
-                                  created_at, updated_at, settled_at";
+pub(crate) const SETTLEMENT_COLUMNS: &str = "settlement_id, session_id, reference, driver, \
+    operator_id, currency, amount_minor, status, attempts, last_error, created_at, updated_at, \
+    settled_at, refunded_minor, payment_round, arrears_since";
 
 /// The answer remembered for an idempotency key, written with the session it created.
 #[derive(Debug, Clone)]
@@ -155,16 +176,7 @@ pub async fn start(
             })
         )
         .await?;
-        sqlx::query(
-            "update idempotency_key set status = 'done', response_status = $3, \
-             response_body = $4 where driver = $1 and key = $2",
-        )
-        .bind(&answer.driver)
-        .bind(&answer.key)
-        .bind(i32::from(answer.status))
-        .bind(&answer.body)
-        .execute(&mut *tx)
-        .await?;
+super::idempotency::finish_in(&mut tx, answer).await?;
         tx.commit().await?;
         Ok::<(), StoreError>(())
     }
@@ -281,8 +293,8 @@ pub struct Stop {
 }
 
 /// Stops an active session and settles it, in one transaction: the end, the fee, the
-/// settlement, its two ledger entries (driver debited, operator credited) and the outbox
-/// row. `false` when the session was not active any more (someone stopped it first: the
+/// settlement, its ledger posting (gateway clearing debited, the operator's revenue
+/// credited) and the outbox row. `false` when the session was not active any more (someone stopped it first: the
 /// caller reads the stored outcome). The caller has checked who may stop it.
 pub async fn stop(db: &Db, session_id: Uuid, stop: &Stop, claim: Claim) -> StoreResult<bool> {
     let s = &stop.settlement;
@@ -351,7 +363,7 @@ pub async fn stop(db: &Db, session_id: Uuid, stop: &Stop, claim: Claim) -> Store
         }
         let sql = format!(
             "insert into settlement ({SETTLEMENT_COLUMNS}) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(s.settlement_id)
@@ -367,28 +379,21 @@ pub async fn stop(db: &Db, session_id: Uuid, stop: &Stop, claim: Claim) -> Store
             .bind(s.created_at)
             .bind(s.updated_at)
             .bind(s.settled_at)
+            .bind(s.refunded_minor)
+            .bind(s.payment_round)
+            .bind(s.arrears_since)
             .execute(&mut *tx)
             .await?;
-        if s.amount_minor > 0 {
-            for (account, debit, credit) in [
-                (format!("driver:{}", s.driver), s.amount_minor, 0),
-                (format!("operator:{}", s.operator_id), 0, s.amount_minor),
-            ] {
-                sqlx::query(
-                    "insert into ledger_entry (ledger_entry_id, settlement_id, account, currency, \
-                     debit_minor, credit_minor, created_at) values ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(Uuid::now_v7())
-                .bind(s.settlement_id)
-                .bind(account)
-                .bind(&s.currency)
-                .bind(debit)
-                .bind(credit)
-                .bind(s.created_at)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
+        ledger::post(&mut tx, s.created_at, &Posting {
+            event: Event::Stop,
+            settlement_id: s.settlement_id,
+            refund_id: None,
+            driver: &s.driver,
+            operator_id: s.operator_id,
+            currency: &s.currency,
+            amount_minor: s.amount_minor,
+        })
+        .await?;
         if stop.deliver {
             sqlx::query(
                 "insert into settlement_outbox (settlement_id, next_attempt_at, created_at) \
@@ -412,17 +417,6 @@ pub async fn settlement(db: &Db, session_id: Uuid) -> StoreResult<Option<Settlem
         .bind(session_id)
         .fetch_optional(pool)
         .await?))
-}
-
-/// Debits and credits per currency over the whole ledger (they must be equal).
-pub async fn ledger_totals(db: &Db) -> StoreResult<Vec<(String, i64, i64)>> {
-    on_db!(db, pool => Ok(sqlx::query_as::<_, (String, i64, i64)>(
-        "select currency, cast(coalesce(sum(debit_minor), 0) as bigint), \
-         cast(coalesce(sum(credit_minor), 0) as bigint) \
-         from ledger_entry group by currency order by currency",
-    )
-    .fetch_all(pool)
-    .await?))
 }
 
 /// The settlements of these sessions (one query however many; sessions without one are

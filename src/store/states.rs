@@ -5,7 +5,7 @@ use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Encode, Type};
 
-use crate::domain::session::{EndedBy, PaidStatus, SessionStatus, SettlementStatus};
+use crate::domain::session::{EndedBy, PaidStatus, RefundStatus, SessionStatus, SettlementStatus};
 use crate::domain::space::SpaceStatus;
 use crate::store::idempotency::KeyState;
 
@@ -51,6 +51,7 @@ stored_as_text!(
     EndedBy,
     KeyState,
     PaidStatus,
+    RefundStatus,
     SessionStatus,
     SettlementStatus,
     SpaceStatus

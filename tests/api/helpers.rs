@@ -24,7 +24,10 @@ macro_rules! both_backends {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    super::$name($crate::helpers::TestApp::sqlite().await).await
+                    let app = $crate::helpers::TestApp::sqlite().await;
+                    let books = app.books();
+                    super::$name(app).await;
+                    books.assert_reconcile().await;
                 }
             )*
         }
@@ -33,7 +36,9 @@ macro_rules! both_backends {
                 #[tokio::test]
                 async fn $name() {
                     if let Some(app) = $crate::helpers::TestApp::postgres().await {
-                        super::$name(app).await
+                        let books = app.books();
+                        super::$name(app).await;
+                        books.assert_reconcile().await;
                     }
                 }
             )*
@@ -41,6 +46,34 @@ macro_rules! both_backends {
     };
 }
 pub(crate) use both_backends;
+
+/// A test app's database, kept open after the test for a last look at its books.
+pub struct Books {
+    db: Db,
+    _dir: Option<Arc<TempDir>>,
+}
+
+impl Books {
+    /// After every test: debits equal credits per currency, and every account's balance is
+    /// what the settlements' and refunds' states say (docs/money.md).
+    pub async fn assert_reconcile(&self) {
+        let closed = match &self.db {
+            Db::Sqlite(pool) => pool.is_closed(),
+            Db::Postgres(pool) => pool.is_closed(),
+        };
+        if closed {
+            return;
+        }
+        let books = qrpark::store::ledger::reconcile(&self.db)
+            .await
+            .expect("reconcile the books");
+        let problems = books.problems();
+        assert!(
+            problems.is_empty(),
+            "the books do not reconcile: {problems:#?}"
+        );
+    }
+}
 
 /// A running app and what tests need to talk to it.
 pub struct TestApp {
@@ -51,7 +84,7 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub client: reqwest::Client,
     /// Keeps the SQLite file's directory alive for the test's duration.
-    _dir: Option<TempDir>,
+    _dir: Option<Arc<TempDir>>,
 }
 
 /// A directory removed when dropped.
@@ -123,7 +156,52 @@ impl Answer {
 
 static POSTGRES_SKIPPED: Once = Once::new();
 
+/// A fresh, empty schema of the PostgreSQL database named by `QRPARK_TEST_POSTGRES_URL`
+/// (not migrated) and that URL, or `None` (said loudly, once) when it is unset.
+pub async fn empty_postgres() -> Option<(Db, String)> {
+    let Ok(url) = std::env::var("QRPARK_TEST_POSTGRES_URL") else {
+        if std::env::var_os("QRPARK_REQUIRE_POSTGRES").is_some() {
+            panic!("QRPARK_REQUIRE_POSTGRES is set but QRPARK_TEST_POSTGRES_URL is not");
+        }
+        POSTGRES_SKIPPED.call_once(|| {
+            // Straight to the process's stderr: the test harness captures `eprintln!`.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n{bar}\n!!! PostgreSQL half SKIPPED: QRPARK_TEST_POSTGRES_URL is unset.\n\
+                 !!! Only SQLite was tested. Set it (e.g. postgres://postgres@127.0.0.1:5432/qrpark_test)\n\
+                 !!! to run the same suite on PostgreSQL, as .ci/run does.\n{bar}\n",
+                bar = "!".repeat(78)
+            );
+        });
+        return None;
+    };
+    let schema = format!("t_{}", Uuid::now_v7().simple());
+    let admin = Db::connect(&url, 1).await.expect("connect to PostgreSQL");
+    if let Db::Postgres(pool) = &admin {
+        sqlx::query(sqlx::AssertSqlSafe(format!("create schema {schema}")))
+            .execute(pool)
+            .await
+            .expect("create test schema");
+    }
+    admin.close().await;
+    let options = PgConnectOptions::from_str(&url)
+        .expect("parse QRPARK_TEST_POSTGRES_URL")
+        .options([("search_path", schema.as_str())]);
+    let db = Db::connect_postgres(options, 4)
+        .await
+        .expect("connect to test schema");
+    Some((db, url))
+}
+
 impl TestApp {
+    /// What checks the books once the test is over (see [`both_backends`]).
+    pub fn books(&self) -> Books {
+        Books {
+            db: self.db.clone(),
+            _dir: self._dir.clone(),
+        }
+    }
+
     /// An app on a fresh SQLite file.
     pub async fn sqlite() -> Self {
         Self::sqlite_paying(None).await
@@ -145,37 +223,7 @@ impl TestApp {
 
     /// Like [`TestApp::postgres`], delivering settlements to `payments_url` if given.
     pub async fn postgres_paying(payments_url: Option<String>) -> Option<Self> {
-        let Ok(url) = std::env::var("QRPARK_TEST_POSTGRES_URL") else {
-            if std::env::var_os("QRPARK_REQUIRE_POSTGRES").is_some() {
-                panic!("QRPARK_REQUIRE_POSTGRES is set but QRPARK_TEST_POSTGRES_URL is not");
-            }
-            POSTGRES_SKIPPED.call_once(|| {
-                // Straight to the process's stderr: the test harness captures `eprintln!`.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "\n{bar}\n!!! PostgreSQL half SKIPPED: QRPARK_TEST_POSTGRES_URL is unset.\n\
-                     !!! Only SQLite was tested. Set it (e.g. postgres://postgres@127.0.0.1:5432/qrpark_test)\n\
-                     !!! to run the same suite on PostgreSQL, as .ci/run does.\n{bar}\n",
-                    bar = "!".repeat(78)
-                );
-            });
-            return None;
-        };
-        let schema = format!("t_{}", Uuid::now_v7().simple());
-        let admin = Db::connect(&url, 1).await.expect("connect to PostgreSQL");
-        if let Db::Postgres(pool) = &admin {
-            sqlx::query(sqlx::AssertSqlSafe(format!("create schema {schema}")))
-                .execute(pool)
-                .await
-                .expect("create test schema");
-        }
-        admin.close().await;
-        let options = PgConnectOptions::from_str(&url)
-            .expect("parse QRPARK_TEST_POSTGRES_URL")
-            .options([("search_path", schema.as_str())]);
-        let db = Db::connect_postgres(options, 4)
-            .await
-            .expect("connect to test schema");
+        let (db, url) = empty_postgres().await?;
         Some(Self::start(db, url, None, payments_url).await)
     }
 
@@ -234,7 +282,7 @@ impl TestApp {
             state: app_state,
             clock,
             client: reqwest::Client::new(),
-            _dir: dir,
+            _dir: dir.map(Arc::new),
         }
     }
 

@@ -14,6 +14,7 @@ mod housekeeping;
 mod isolation;
 mod limits;
 mod lots;
+mod migrations;
 mod operations;
 mod pages;
 mod processes;

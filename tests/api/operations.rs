@@ -69,6 +69,8 @@ const API_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/sessions/{session_id}/stop"),
     ("get", "/v1/sessions/{session_id}/receipt"),
     ("get", "/v1/me/sessions"),
+    ("get", "/v1/me/arrears"),
+    ("post", "/v1/me/arrears/{session_id}/pay"),
     ("get", "/v1/sessions/{session_id}/proof"),
     ("get", "/v1/enforcement/check"),
     ("get", "/v1/enforcement/lots"),
@@ -95,6 +97,8 @@ const API_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/operator/spaces/{space_id}/qr.svg"),
     ("get", "/v1/operator/sessions"),
     ("post", "/v1/operator/sessions/{session_id}/stop"),
+    ("post", "/v1/operator/sessions/{session_id}/refunds"),
+    ("get", "/v1/operator/sessions/{session_id}/refunds"),
     // Served only with the demo identity provider, as under `qrpark demo` and in tests.
     ("post", "/v1/demo/token"),
 ];

@@ -60,10 +60,7 @@ pub async fn start(app: &TestApp, driver: &str, key: &str, qr: &str) -> Answer {
 
 /// Debits equal credits per currency over the whole ledger.
 pub async fn assert_ledger_balanced(app: &TestApp) {
-    for (currency, debits, credits) in qrpark::store::sessions::ledger_totals(&app.db)
-        .await
-        .unwrap()
-    {
+    for (currency, debits, credits) in qrpark::store::ledger::totals(&app.db).await.unwrap() {
         assert_eq!(debits, credits, "ledger out of balance in {currency}");
     }
 }
@@ -173,9 +170,7 @@ async fn a_whole_session_is_priced_settled_and_receipted(app: TestApp) {
     assert_eq!(mine.body["sessions"].as_array().unwrap().len(), 1);
 
     // The ledger: the driver debited and the operator credited 25.00.
-    let totals = qrpark::store::sessions::ledger_totals(&app.db)
-        .await
-        .unwrap();
+    let totals = qrpark::store::ledger::totals(&app.db).await.unwrap();
     assert_eq!(totals, vec![("CNY".to_owned(), 2500, 2500)]);
     // ...and it is append-only.
     assert!(

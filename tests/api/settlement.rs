@@ -1,5 +1,5 @@
 //! Settlements delivered to the city's payment gateway through the outbox: signed,
-//! idempotent by reference, retried with backoff, settled or failed (and reversed).
+//! idempotent by reference, retried with backoff, settled or refused into arrears.
 
 use std::sync::{Arc, Mutex};
 
@@ -141,13 +141,11 @@ async fn delivered_with_retries_and_a_signature(app: TestApp, gateway: Gateway) 
             .verify(body.as_bytes(), &Signature::from_bytes(&sig))
             .expect("the signature verifies");
     }
-    let totals = qrpark::store::sessions::ledger_totals(&app.db)
-        .await
-        .unwrap();
+    let totals = qrpark::store::ledger::totals(&app.db).await.unwrap();
     assert_eq!(totals, vec![("CNY".to_owned(), 2500, 2500)]);
 }
 
-async fn refused_payment_fails_and_reverses_the_ledger(app: TestApp) {
+async fn refused_payment_becomes_arrears(app: TestApp) {
     let stopped = park_and_stop(&app).await;
     let session = stopped["id"].as_str().unwrap().to_owned();
     assert_eq!(deliver_round(&app).await, 1);
@@ -155,11 +153,14 @@ async fn refused_payment_fails_and_reverses_the_ledger(app: TestApp) {
     let read = app
         .get(&format!("/v1/sessions/{session}"), Some(&driver))
         .await;
-    assert_eq!(read.body["settlement"]["status"], "failed", "{}", read.text);
-    // The original postings stay; reversing entries bring the driver back to zero.
-    let totals = qrpark::store::sessions::ledger_totals(&app.db)
-        .await
-        .unwrap();
+    assert_eq!(
+        read.body["settlement"]["status"], "arrears",
+        "{}",
+        read.text
+    );
+    // Never written off: the stop's posting stays, and the refusal moves the fee from
+    // gateway clearing to the driver's receivable.
+    let totals = qrpark::store::ledger::totals(&app.db).await.unwrap();
     assert_eq!(totals, vec![("CNY".to_owned(), 5000, 5000)]);
     assert_ledger_balanced(&app).await;
     assert_eq!(deliver_round(&app).await, 0);
@@ -176,10 +177,10 @@ mod sqlite {
     }
 
     #[tokio::test]
-    async fn refused_payment_fails_and_reverses_the_ledger() {
+    async fn refused_payment_becomes_arrears() {
         let (_gateway, url) = Gateway::start(vec![StatusCode::UNPROCESSABLE_ENTITY]).await;
         let app = TestApp::sqlite_paying(Some(url)).await;
-        super::refused_payment_fails_and_reverses_the_ledger(app).await;
+        super::refused_payment_becomes_arrears(app).await;
     }
 }
 
@@ -195,10 +196,10 @@ mod postgres {
     }
 
     #[tokio::test]
-    async fn refused_payment_fails_and_reverses_the_ledger() {
+    async fn refused_payment_becomes_arrears() {
         let (_gateway, url) = Gateway::start(vec![StatusCode::UNPROCESSABLE_ENTITY]).await;
         if let Some(app) = TestApp::postgres_paying(Some(url)).await {
-            super::refused_payment_fails_and_reverses_the_ledger(app).await;
+            super::refused_payment_becomes_arrears(app).await;
         }
     }
 }

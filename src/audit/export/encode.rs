@@ -18,7 +18,7 @@ use crate::domain::money::Money;
 use crate::store::export::Stored;
 
 /// A record's keys in sorted order: the order of its canonical form.
-const KEYS: [&str; 17] = [
+const KEYS: [&str; 18] = [
     "audit_hash",
     "audit_seq",
     "currency",
@@ -30,6 +30,7 @@ const KEYS: [&str; 17] = [
     "lot_id",
     "operator_id",
     "plate",
+    "refunded_total",
     "session_id",
     "settlement_reference",
     "settlement_status",
@@ -276,6 +277,13 @@ impl Encoder {
         let operator_id = ours(&id(s.operator_id));
         let session_id = ours(&id(s.session_id));
         let started_at = ours(&|out| write_instant(s.started_at, out));
+        let refunded_total = match s.refunded_minor {
+            Some(minor) => ours(&|out| {
+                let refunded = Money::from_minor(minor, currency);
+                write!(out, "{refunded}").expect("a String takes any write");
+            }),
+            None => Field::Null,
+        };
         let fee = match (self.format, s.fee) {
             (Format::Csv, _) | (_, None) => Field::Null,
             // Stored canonical since the breakdown is written so; older rows are re-encoded.
@@ -296,6 +304,7 @@ impl Encoder {
             lot_id,
             operator_id,
             Field::text(s.plate),
+            refunded_total,
             session_id,
             Field::text(s.settlement_reference),
             Field::text(s.settlement_status),
@@ -339,6 +348,10 @@ mod tests {
         record.insert("audit_seq".into(), json!(s.audit_seq));
         record.insert("audit_hash".into(), json!(s.audit_hash.map(|h| hex(&h))));
         record.insert("plate".into(), json!(s.plate));
+        let refunded = s
+            .refunded_minor
+            .map(|minor| Money::from_minor(minor, currency).to_string());
+        record.insert("refunded_total".into(), json!(refunded));
         record.insert("ended_by".into(), json!(s.ended_by));
         if format == Format::Jsonl {
             let fee: Value = s
@@ -405,6 +418,7 @@ mod tests {
             audit_hash: Some([0xab; 32]),
             plate,
             ended_by,
+            refunded_minor: Some(250),
         }
     }
 
@@ -465,7 +479,7 @@ mod tests {
             space_code in text(),
             driver in text(),
             reference_text in proptest::option::of(text()),
-            status in proptest::option::of(prop_oneof![Just("pending"), Just("settled"), Just("failed")]),
+            status in proptest::option::of(prop_oneof![Just("pending"), Just("settled"), Just("arrears"), Just("review")]),
             fee_minor in proptest::option::of(0i64..10_000_000),
             ended in proptest::option::of(0i64..100_000_000),
             seq in 1i64..i64::MAX,
@@ -474,6 +488,7 @@ mod tests {
             jsonl: bool,
             plate in proptest::option::of(plate()),
             ended_by in ending(),
+            refunded_minor in proptest::option::of(0i64..10_000_000),
         ) {
             let fee_value = json!({"total": "1.50", "lines": [{"rule": driver, "increments": 3}], "currency": "CNY"});
             let fee = if canonical_fee {
@@ -500,6 +515,7 @@ mod tests {
                 audit_hash: hash,
                 plate: plate.as_deref(),
                 ended_by,
+                refunded_minor,
             };
             let format = if jsonl { Format::Jsonl } else { Format::Csv };
             let mut encoder = Encoder::new(format, GENESIS);

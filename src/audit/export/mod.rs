@@ -62,6 +62,7 @@ pub const COLUMNS: &[&str] = &[
     // Added after the first release: appended, so every earlier column keeps its place.
     "plate",
     "ended_by",
+    "refunded_total",
     "prev_hash",
     "hash",
 ];

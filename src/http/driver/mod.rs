@@ -1,6 +1,7 @@
 //! What drivers call, with their city identity token: one file per action (start, show,
 //! stop, receipt, their list), and the views they share.
 
+mod arrears;
 mod mine;
 mod proof;
 mod receipt;
@@ -13,9 +14,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+pub use arrears::{Arrears, ArrearsItem, CurrencyTotal, Paid, arrears_of};
 pub use receipt::{Receipt, ReceiptQuery};
 pub use start::StartRequest;
-pub use view::{SessionList, SessionView, SettlementView};
+pub use view::{RefundView, SessionList, SessionView, SettlementView};
 
 use crate::AppState;
 use crate::http::error::ApiError;
@@ -30,6 +32,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(receipt::receipt))
         .routes(routes!(mine::my_sessions))
         .routes(routes!(proof::proof))
+        .routes(routes!(arrears::my_arrears))
+        .routes(routes!(arrears::pay_arrears))
 }
 
 /// The driver's own session; another driver's is "not found".

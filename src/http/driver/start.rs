@@ -19,10 +19,11 @@ use crate::domain::plate::Plate;
 use crate::domain::session::SessionStatus;
 use crate::domain::space::SpaceStatus;
 use crate::domain::tariff::Tariff;
-use crate::http::error::{ApiError, ErrorCode, FieldError, PROBLEM_JSON, ProblemBody};
+use crate::http::error::{ApiError, ErrorCode, FieldError, ProblemBody};
 use crate::http::extract::{Driver, Json, parse_json, storable_instant};
+use crate::http::idempotency::claim;
 use crate::qr::resolve::{Genuine, resolve, token_of};
-use crate::store::idempotency::{self, Begin};
+use crate::store::idempotency;
 use crate::store::sessions::{self, IdempotentAnswer, Session};
 use crate::store::tariffs;
 
@@ -56,6 +57,7 @@ pub struct StartRequest {
         (status = 201, description = "Parking started", body = SessionView),
         (status = 400, description = "`qr_invalid`, `idempotency_key_required`, `idempotency_key_invalid`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "`token_invalid`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 402, description = "`arrears_outstanding`: more sessions in arrears than `QRPARK_MAX_UNPAID_SESSIONS`, listed in `arrears`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`space_occupied`, `space_out_of_service`, `no_tariff`, `too_many_active_sessions`, `idempotency_key_in_flight`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 410, description = "`qr_revoked`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "`idempotency_key_reused` (another body), `plate_required`, `validation_failed` (`$.plate`, `$.stop_at`)", body = ProblemBody, content_type = "application/problem+json"),
@@ -80,21 +82,14 @@ pub async fn start_session(
     let hash: [u8; 32] = Sha256::digest(canonical_json(&body).as_bytes()).into();
     let driver = identity.subject;
     let now = state.clock.now();
-    match idempotency::begin(&state.db, &driver, key.as_str(), &hash, now).await? {
-        Begin::Replay { status, body } => return Ok(replay(status, body)),
-        Begin::Mismatch => {
-            return Err(ApiError::new(
-                ErrorCode::IdempotencyKeyReused,
-                "this Idempotency-Key was used for a different request; use a fresh key",
-            ));
-        }
-        Begin::InFlight => {
-            return Err(ApiError::new(
-                ErrorCode::IdempotencyKeyInFlight,
-                "a request with this Idempotency-Key is still being processed; retry shortly",
-            ));
-        }
-        Begin::Proceed => {}
+    if let Some(earlier) = claim(&state.db, &driver, &key, &hash, now).await? {
+        return Ok(earlier);
+    }
+    // Arrears are checked after the claim and never remembered under the key: once paid,
+    // the same start goes through.
+    if let Err(owed) = arrears_allow_start(&state, &driver).await {
+        idempotency::release(&state.db, &driver, key.as_str()).await?;
+        return Err(owed);
     }
     match begin_session(&state, &driver, &key, &start, plate, now).await {
         Ok(response) => Ok(response),
@@ -118,19 +113,20 @@ pub async fn start_session(
     }
 }
 
-/// Renders a stored answer again, marked as a replay.
-fn replay(status: u16, body: String) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let content_type = if status.is_success() {
-        "application/json"
-    } else {
-        PROBLEM_JSON
-    };
-    let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
-    response
+/// Refuses a start (402 `arrears_outstanding`, listing them) when the driver has more
+/// sessions in arrears than `QRPARK_MAX_UNPAID_SESSIONS`.
+async fn arrears_allow_start(state: &AppState, driver: &str) -> Result<(), ApiError> {
+    let owed = super::arrears::arrears_of(state, driver).await?;
+    let allowed = usize::try_from(state.config.max_unpaid_sessions).unwrap_or(usize::MAX);
+    if owed.items.len() <= allowed {
+        return Ok(());
+    }
+    let detail = format!(
+        "you have {} unpaid parking fee(s): pay them before parking again",
+        owed.items.len()
+    );
+    let arrears = serde_json::to_value(&owed.items).map_err(ApiError::internal)?;
+    Err(ApiError::new(ErrorCode::ArrearsOutstanding, detail).with("arrears", arrears))
 }
 
 async fn begin_session(
@@ -236,6 +232,7 @@ async fn begin_session(
         plate: session.plate.clone(),
         stop_at: session.stop_at,
         ended_by: None,
+        refunds: Vec::new(),
     };
     let body = serde_json::to_string(&started).map_err(ApiError::internal)?;
     let answer = IdempotentAnswer {

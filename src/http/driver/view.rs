@@ -12,16 +12,19 @@ use crate::AppState;
 use crate::domain::currency::Currency;
 use crate::domain::money::Money;
 use crate::domain::session::EndedBy;
-use crate::domain::session::{SessionStatus, SettlementStatus};
+use crate::domain::session::{RefundStatus, SessionStatus, SettlementStatus};
 use crate::http::error::ApiError;
 use crate::sessions::{Pricing, ending};
+use crate::store::refunds::{self, Refund};
 use crate::store::sessions::{self, Session, Settlement};
 use crate::store::{lots, spaces, tariffs};
 
 /// A settlement as drivers see it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SettlementView {
-    /// `pending` (on its way to the city's payment gateway), `settled` or `failed`.
+    /// `pending` (on its way to the city's payment gateway), `settled`, `arrears` (the
+    /// gateway refused it: you owe it, pay it again) or `review` (the city's payment office
+    /// is checking whether it was charged).
     #[schema(value_type = String)]
     pub status: SettlementStatus,
     /// Quote it to the operator or the city.
@@ -29,6 +32,44 @@ pub struct SettlementView {
     #[schema(example = "25.00")]
     pub amount: String,
     pub settled_at: Option<DateTime<Utc>>,
+    /// Given back so far (refunds not failed).
+    #[schema(example = "0.00")]
+    pub refunded: String,
+}
+
+/// A refund of (part of) a session's fee.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundView {
+    pub id: Uuid,
+    /// Quote it to the operator or the city.
+    pub reference: String,
+    #[schema(example = "5.00")]
+    pub amount: String,
+    pub currency: String,
+    /// The operator's reason.
+    pub reason: String,
+    /// `pending` (on its way to the gateway), `refunded`, `failed` (nothing was given back)
+    /// or `review`.
+    #[schema(value_type = String)]
+    pub status: RefundStatus,
+    pub created_at: DateTime<Utc>,
+    pub refunded_at: Option<DateTime<Utc>>,
+}
+
+impl RefundView {
+    /// The view of a stored refund.
+    pub fn of(refund: &Refund) -> Result<Self, ApiError> {
+        Ok(Self {
+            id: refund.refund_id,
+            reference: refund.reference.clone(),
+            amount: money(refund.amount_minor, &refund.currency)?,
+            currency: refund.currency.clone(),
+            reason: refund.reason.clone(),
+            status: refund.status,
+            created_at: refund.created_at,
+            refunded_at: refund.refunded_at,
+        })
+    }
 }
 
 /// A parking session.
@@ -59,6 +100,8 @@ pub struct SessionView {
     /// How it ended: `driver`, `planned`, `max_stay` or `operator`; `null` while active.
     #[schema(value_type = Option<String>)]
     pub ended_by: Option<EndedBy>,
+    /// The operator's refunds of its fee, oldest first.
+    pub refunds: Vec<RefundView>,
 }
 
 /// A driver's sessions.
@@ -80,11 +123,12 @@ pub(super) fn settlement_view(s: &Settlement) -> Result<SettlementView, ApiError
         reference: s.reference.clone(),
         amount: money(s.amount_minor, &s.currency)?,
         settled_at: s.settled_at,
+        refunded: money(s.refunded_minor, &s.currency)?,
     })
 }
 
 /// Views of `sessions` in their order, loaded in a fixed number of queries however many
-/// there are: their spaces' codes, their settlements, and for active ones the tariffs and
+/// there are: their spaces' codes, their settlements and refunds, and for active ones the tariffs and
 /// lots that price the fee so far.
 pub(super) async fn views(
     state: &AppState,
@@ -99,6 +143,10 @@ pub(super) async fn views(
         .into_iter()
         .map(|s| (s.session_id, s))
         .collect();
+    let mut refunds: HashMap<Uuid, Vec<Refund>> = HashMap::new();
+    for refund in refunds::of_sessions(db, &ids).await? {
+        refunds.entry(refund.session_id).or_default().push(refund);
+    }
     let active: Vec<&Session> = sessions.iter().filter(|s| s.is_active()).collect();
     let mut pricing: HashMap<Uuid, Pricing> = HashMap::new();
     if !active.is_empty() {
@@ -134,8 +182,9 @@ pub(super) async fn views(
         .map(|session| {
             let code = codes.get(&session.space_id).cloned().unwrap_or_default();
             let settlement = settlements.remove(&session.session_id);
+            let refunds = refunds.remove(&session.session_id).unwrap_or_default();
             let pricing = pricing.get(&session.session_id);
-            view(session, code, settlement, pricing, now)
+            view(session, code, settlement, &refunds, pricing, now)
         })
         .collect()
 }
@@ -152,6 +201,7 @@ fn view(
     session: Session,
     space_code: String,
     settlement: Option<Settlement>,
+    refunds: &[Refund],
     pricing: Option<&Pricing>,
     now: DateTime<Utc>,
 ) -> Result<SessionView, ApiError> {
@@ -182,5 +232,9 @@ fn view(
         plate: session.plate,
         stop_at: session.stop_at,
         ended_by: session.ended_by,
+        refunds: refunds
+            .iter()
+            .map(RefundView::of)
+            .collect::<Result<_, _>>()?,
     })
 }

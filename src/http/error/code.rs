@@ -27,6 +27,8 @@ pub enum ErrorCode {
     ApiKeyInvalid,
     /// 401: a missing or bad city identity token.
     TokenInvalid,
+    /// 402: a start by a driver with more sessions in arrears than allowed.
+    ArrearsOutstanding,
     /// 403: a city identity without the role the route needs.
     Forbidden,
     /// 404: no such route, or no such resource of the caller's.
@@ -51,6 +53,10 @@ pub enum ErrorCode {
     TooManyActiveSessions,
     /// 409: a violation recorded for a vehicle that has paid for the space.
     SpacePaid,
+    /// 409: a refund of a fee that was not collected (pending, arrears or review).
+    SettlementNotSettled,
+    /// 409: paying again a payment the city's payment office is reviewing.
+    SettlementInReview,
     /// 409: the operator already has a lot with this name.
     LotNameTaken,
     /// 409: the lot already has spaces with these codes.
@@ -75,6 +81,8 @@ pub enum ErrorCode {
     TariffInvalid,
     /// 422: a start without a plate on a lot that requires one.
     PlateRequired,
+    /// 422: refunds that would give back more than the session was charged.
+    RefundExceedsCharge,
     /// 429: a client address or city identity over its rate limit (with `Retry-After`).
     RateLimited,
     /// 500: a bug, logged with its cause and answered without it.
@@ -85,7 +93,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of their statuses.
-    pub const ALL: [ErrorCode; 35] = [
+    pub const ALL: [ErrorCode; 39] = [
         Self::MalformedJson,
         Self::BodyUnreadable,
         Self::IdempotencyKeyRequired,
@@ -94,6 +102,7 @@ impl ErrorCode {
         Self::Unauthorized,
         Self::ApiKeyInvalid,
         Self::TokenInvalid,
+        Self::ArrearsOutstanding,
         Self::Forbidden,
         Self::NotFound,
         Self::TariffNotPublished,
@@ -106,6 +115,8 @@ impl ErrorCode {
         Self::SessionNotActive,
         Self::TooManyActiveSessions,
         Self::SpacePaid,
+        Self::SettlementNotSettled,
+        Self::SettlementInReview,
         Self::LotNameTaken,
         Self::SpaceCodeTaken,
         Self::OperatorNameTaken,
@@ -118,6 +129,7 @@ impl ErrorCode {
         Self::ValidationFailed,
         Self::TariffInvalid,
         Self::PlateRequired,
+        Self::RefundExceedsCharge,
         Self::RateLimited,
         Self::Internal,
         Self::Unavailable,
@@ -246,7 +258,7 @@ impl ErrorCode {
                 "session_active",
                 S::CONFLICT,
                 "Session active",
-                "a receipt exists once the session is stopped",
+                "the session is still active: receipts, arrears payments and refunds exist once it is stopped",
             ),
             Self::SessionNotActive => (
                 "session_not_active",
@@ -259,6 +271,30 @@ impl ErrorCode {
                 S::CONFLICT,
                 "Too many active sessions",
                 "the driver already holds `QRPARK_MAX_ACTIVE_SESSIONS` active sessions",
+            ),
+            Self::ArrearsOutstanding => (
+                "arrears_outstanding",
+                S::PAYMENT_REQUIRED,
+                "Arrears outstanding",
+                "the driver has more sessions in arrears than `QRPARK_MAX_UNPAID_SESSIONS`: pay them first (listed in `arrears`)",
+            ),
+            Self::SettlementNotSettled => (
+                "settlement_not_settled",
+                S::CONFLICT,
+                "Fee not collected",
+                "the session's fee is pending, in arrears or in review: nothing was collected to refund yet",
+            ),
+            Self::SettlementInReview => (
+                "settlement_in_review",
+                S::CONFLICT,
+                "Payment in review",
+                "the city's payment office is reviewing this payment (it may have been charged): it is not sent again",
+            ),
+            Self::RefundExceedsCharge => (
+                "refund_exceeds_charge",
+                S::UNPROCESSABLE_ENTITY,
+                "Refund exceeds charge",
+                "with the refunds already made this would give back more than the session was charged",
             ),
             Self::SpacePaid => (
                 "space_paid",
@@ -427,6 +463,10 @@ mod tests {
             | ErrorCode::SessionNotActive
             | ErrorCode::TooManyActiveSessions
             | ErrorCode::SpacePaid
+            | ErrorCode::ArrearsOutstanding
+            | ErrorCode::SettlementNotSettled
+            | ErrorCode::SettlementInReview
+            | ErrorCode::RefundExceedsCharge
             | ErrorCode::PlateRequired
             | ErrorCode::LotNameTaken
             | ErrorCode::SpaceCodeTaken
@@ -441,7 +481,7 @@ mod tests {
             | ErrorCode::TariffInvalid
             | ErrorCode::RateLimited
             | ErrorCode::Internal
-            | ErrorCode::Unavailable => 35,
+            | ErrorCode::Unavailable => 39,
         };
         let distinct: HashSet<_> = ErrorCode::ALL.into_iter().collect();
         assert_eq!(distinct.len(), listed(ErrorCode::Internal));

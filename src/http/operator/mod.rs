@@ -7,6 +7,7 @@ use crate::AppState;
 
 pub mod lots;
 pub mod qr;
+pub mod refunds;
 pub mod sessions;
 pub mod spaces;
 pub mod tariff;
@@ -26,4 +27,5 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::list_sessions))
         .routes(routes!(sessions::stop_session))
         .routes(routes!(sessions::occupancy))
+        .routes(routes!(refunds::create_refund, refunds::list_refunds))
 }

@@ -1,5 +1,7 @@
 //! Sessions in an operator's lots, and live occupancy.
 
+use std::collections::HashMap;
+
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,13 +11,13 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::domain::currency::Currency;
 use crate::domain::money::Money;
-use crate::domain::session::{EndedBy, SessionStatus};
+use crate::domain::session::{EndedBy, SessionStatus, SettlementStatus};
 use crate::domain::text;
 use crate::http::error::{ApiError, FieldError, ProblemBody};
 use crate::http::extract::{IdPath, Json, Operator, Query, storable_instants};
 use crate::sessions::Claim;
 use crate::store::lots;
-use crate::store::sessions::{self, Session, SessionFilter};
+use crate::store::sessions::{self, Session, SessionFilter, Settlement};
 
 /// Filters of the operator's session list.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -63,6 +65,12 @@ pub struct OperatorSessionView {
     pub ended_by: Option<EndedBy>,
     /// Your reason, when you stopped it.
     pub stop_reason: Option<String>,
+    /// Where the fee's payment is once stopped: `pending`, `settled`, `arrears` or
+    /// `review` (docs/money.md); only a `settled` fee can be refunded.
+    #[schema(value_type = Option<String>)]
+    pub settlement_status: Option<SettlementStatus>,
+    /// What your refunds give back of the fee so far, once stopped.
+    pub refunded_total: Option<String>,
 }
 
 /// Sessions, newest first.
@@ -71,14 +79,13 @@ pub struct OperatorSessionList {
     pub sessions: Vec<OperatorSessionView>,
 }
 
-fn operator_view(session: Session) -> Result<OperatorSessionView, ApiError> {
-    let fee_total = match session.fee_minor {
-        Some(minor) => {
-            let currency = Currency::parse(&session.currency).map_err(ApiError::internal)?;
-            Some(Money::from_minor(minor, currency).to_string())
-        }
-        None => None,
-    };
+fn operator_view(
+    session: Session,
+    settlement: Option<&Settlement>,
+) -> Result<OperatorSessionView, ApiError> {
+    let currency = Currency::parse(&session.currency).map_err(ApiError::internal)?;
+    let money = |minor| Money::from_minor(minor, currency).to_string();
+    let fee_total = session.fee_minor.map(money);
     Ok(OperatorSessionView {
         id: session.session_id,
         lot_id: session.lot_id,
@@ -95,7 +102,29 @@ fn operator_view(session: Session) -> Result<OperatorSessionView, ApiError> {
         leave_by: session.leave_by,
         ended_by: session.ended_by,
         stop_reason: session.stop_reason,
+        settlement_status: settlement.map(|s| s.status),
+        refunded_total: settlement.map(|s| money(s.refunded_minor)),
     })
+}
+
+/// Views of `sessions`, with their settlements read in one query.
+async fn operator_views(
+    state: &AppState,
+    sessions: Vec<Session>,
+) -> Result<Vec<OperatorSessionView>, ApiError> {
+    let ids: Vec<Uuid> = sessions.iter().map(|s| s.session_id).collect();
+    let settlements: HashMap<Uuid, Settlement> = sessions::settlements(&state.db, &ids)
+        .await?
+        .into_iter()
+        .map(|s| (s.session_id, s))
+        .collect();
+    sessions
+        .into_iter()
+        .map(|session| {
+            let settlement = settlements.get(&session.session_id);
+            operator_view(session, settlement)
+        })
+        .collect()
 }
 
 /// Sessions in the operator's lots, newest first.
@@ -128,11 +157,9 @@ pub async fn list_sessions(
         status: query.status,
     };
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let sessions = sessions::list_for_operator(&state.db, operator.operator_id, &filter, limit)
-        .await?
-        .into_iter()
-        .map(operator_view)
-        .collect::<Result<Vec<_>, _>>()?;
+    let found =
+        sessions::list_for_operator(&state.db, operator.operator_id, &filter, limit).await?;
+    let sessions = operator_views(&state, found).await?;
     Ok(axum::Json(OperatorSessionList { sessions }))
 }
 
@@ -189,7 +216,11 @@ pub async fn stop_session(
     let stopped = sessions::get_for_operator(&state.db, session_id, operator.operator_id)
         .await?
         .ok_or_else(|| ApiError::not_found("session"))?;
-    Ok(axum::Json(operator_view(stopped)?))
+    let mut views = operator_views(&state, vec![stopped]).await?;
+    let view = views
+        .pop()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a session's view went missing")))?;
+    Ok(axum::Json(view))
 }
 
 /// How full a lot is right now.

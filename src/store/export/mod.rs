@@ -69,6 +69,8 @@ pub struct Stored<'a> {
     pub plate: Option<&'a str>,
     /// Who or what ended the session (never null once it stopped).
     pub ended_by: EndedBy,
+    /// The settlement's refunds not failed, in minor units.
+    pub refunded_minor: Option<i64>,
 }
 
 /// Where [`for_each`] hands the records.
@@ -100,7 +102,7 @@ const PAGE: usize = 1000;
 /// The columns of a record, in [`Stored`]'s order.
 const COLUMNS: &str = "s.session_id, s.operator_id, s.lot_id, sp.code, s.driver, \
     s.started_at, s.ended_at, s.currency, s.fee_minor, s.tariff_version, s.fee_lines, \
-    st.status, st.reference, s.audit_seq, s.audit_hash, s.plate, s.ended_by";
+    st.status, st.reference, s.audit_seq, s.audit_hash, s.plate, s.ended_by, st.refunded_minor";
 
 /// The range's records in chain order, from the first chain position `$5` to the last
 /// `$6` (found with [`bounds_sql`] in the same snapshot, so a narrow range in a long chain

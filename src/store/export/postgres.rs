@@ -27,6 +27,7 @@ fn record(row: &PgRow) -> anyhow::Result<Stored<'_>> {
         audit_hash: audit_hash.map(<[u8; 32]>::try_from).transpose()?,
         plate: row.try_get(15)?,
         ended_by: required(row.try_get::<Option<EndedBy>, _>(16)?, "ending")?,
+        refunded_minor: row.try_get(17)?,
     })
 }
 

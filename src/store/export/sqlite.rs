@@ -128,6 +128,7 @@ struct Read {
     audit_hash: [u8; 32],
     plate: Option<TextRange>,
     ended_by: EndedBy,
+    refunded_minor: Option<i64>,
 }
 
 type TextRange = std::ops::Range<usize>;
@@ -189,6 +190,7 @@ impl Batch {
             audit_hash: row.get_ref(14)?.as_blob()?.try_into()?,
             plate,
             ended_by,
+            refunded_minor: row.get(17)?,
         });
         Ok(())
     }
@@ -216,6 +218,7 @@ impl Batch {
                 audit_hash: Some(r.audit_hash),
                 plate: r.plate.as_ref().map(text),
                 ended_by: r.ended_by,
+                refunded_minor: r.refunded_minor,
             })
             .collect()
     }
@@ -251,7 +254,7 @@ mod tests {
     fn push(batch: &mut Batch, row: Row<'_>) -> anyhow::Result<()> {
         let connection = rusqlite::Connection::open_in_memory()?;
         let mut statement = connection.prepare(
-            "select ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17",
+            "select ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18",
         )?;
         let id = |n: u8| [n; 16];
         let mut rows = statement.query(rusqlite::params![
@@ -272,6 +275,7 @@ mod tests {
             row.hash,
             row.plate,
             row.ended_by,
+            row.reference.map(|_| 150),
         ])?;
         let read = rows.next()?.expect("one row");
         batch.push(read)

@@ -13,6 +13,7 @@ use crate::helpers::{TempDir, TestApp, both_backends};
 use crate::sessions::{parking_lot, start};
 
 mod plates;
+mod refunds;
 
 both_backends!(
     every_change_is_in_an_append_only_hash_chain,

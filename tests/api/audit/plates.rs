@@ -74,7 +74,7 @@ async fn records_carry_the_plate_and_how_the_session_ended(app: TestApp) {
         lines.next().unwrap(),
         "session_id,operator_id,lot_id,space_code,driver,started_at,ended_at,currency,\
          fee_total,tariff_version,settlement_status,settlement_reference,audit_seq,\
-         audit_hash,plate,ended_by,prev_hash,hash"
+         audit_hash,plate,ended_by,refunded_total,prev_hash,hash"
     );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     let ending = |row: &Vec<&str>| (row[0].to_owned(), row[14].to_owned(), row[15].to_owned());

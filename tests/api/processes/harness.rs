@@ -444,7 +444,7 @@ pub(super) fn minor(amount: &Value) -> i64 {
 }
 
 pub(super) async fn ledger_totals(db: &Db) -> Vec<(String, i64, i64)> {
-    qrpark::store::sessions::ledger_totals(db).await.unwrap()
+    qrpark::store::ledger::totals(db).await.unwrap()
 }
 
 #[track_caller]
