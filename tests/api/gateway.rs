@@ -81,14 +81,15 @@ async fn failures_are_recorded_without_the_url(app: TestApp) {
         error,
         "gateway unreachable: could not connect (connection refused)"
     );
-    // Every retry fails the same way, until the outbox gives up and says so in the chain.
+    // Every retry fails the same way, until the outbox gives up (review) and says so in the
+    // chain.
     for _ in 0..outbox::MAX_ATTEMPTS {
         app.clock.advance(TimeDelta::hours(1));
         deliver_round(&app).await;
     }
     let (status, error) = settlement_row(&app).await;
-    assert_eq!(status, "failed");
-    let failed = app.audit_payloads("settlement.failed").await;
+    assert_eq!(status, "review");
+    let failed = app.audit_payloads("settlement.review").await;
     assert_eq!(failed.len(), 1);
     for text in [error.unwrap(), failed[0].to_string()] {
         assert!(text.contains("could not connect"), "{text}");
