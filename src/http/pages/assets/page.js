@@ -140,7 +140,13 @@
     dateFmt = new Intl.DateTimeFormat(lang, { timeZone: d.tz, year: "numeric", month: "2-digit", day: "2-digit",
       hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
   } catch (e) { dateFmt = null; }
-  function localDateTime(iso) { return dateFmt ? dateFmt.format(new Date(iso)) : iso.slice(0, 16).replace("T", " "); }
+  // YYYY-MM-DD HH:MM on the lot's clock, in either language (as the printable receipt).
+  function localDateTime(iso) {
+    if (!dateFmt) return iso.slice(0, 16).replace("T", " ");
+    var p = {};
+    dateFmt.formatToParts(new Date(iso)).forEach(function (x) { p[x.type] = x.value; });
+    return p.year + "-" + p.month + "-" + p.day + " " + p.hour + ":" + p.minute;
+  }
 
   // --- Which part of the parking card shows. ---
   var live = null;
