@@ -7,6 +7,8 @@ use reqwest::{Method, StatusCode};
 
 use crate::helpers::{TestApp, both_backends};
 use crate::sessions::{parking_lot, start};
+use chrono::TimeDelta;
+use serde_json::json;
 
 both_backends!(
     a_genuine_code_shows_the_space_and_its_prices,
@@ -17,6 +19,8 @@ both_backends!(
     a_lot_that_requires_plates_asks_for_one_on_the_page,
     the_proof_of_parking_carries_its_qr_code,
     the_warden_page_is_html_under_the_csp_in_both_languages,
+    the_receipt_shows_refunds_in_both_languages,
+    the_page_has_an_arrears_panel_in_both_languages,
 );
 
 /// The page as a phone would fetch it.
@@ -360,4 +364,125 @@ async fn the_warden_page_is_html_under_the_csp_in_both_languages(app: TestApp) {
     let (_, body, _) = page(&app, "/warden?lang=zh", None).await;
     assert!(body.contains("核验停车凭证"), "{body}");
     assert!(body.contains(r#"href="?lang=en""#), "{body}");
+}
+
+/// Parks two hours (25.00, settled at once without a gateway), refunds 5.00 and 2.50, and
+/// reads the receipt as JSON and as the printable page in English and Chinese.
+async fn the_receipt_shows_refunds_in_both_languages(app: TestApp) {
+    let op = app.operator("Refunds").await;
+    let (_, spaces) = parking_lot(&app, &op, &["A-1"]).await;
+    let driver = app.driver_token("driver-refunded");
+    let started = start(&app, &driver, "k-refund", &spaces[0].1).await;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.text);
+    let id = started.body["id"].as_str().expect("session id").to_owned();
+    app.clock.advance(TimeDelta::hours(2));
+    let stopped = app.stop(&driver, &id).await;
+    assert_eq!(stopped.status, StatusCode::OK, "{}", stopped.text);
+    assert_eq!(stopped.body["settlement"]["status"], "settled");
+    for (key, amount, reason) in [
+        ("r-1", "5.00", "Barrier <stuck>"),
+        ("r-2", "2.50", "Goodwill"),
+    ] {
+        app.clock.advance(TimeDelta::minutes(10));
+        let refund = app
+            .call_raw_with(
+                Method::POST,
+                &format!("/v1/operator/sessions/{id}/refunds"),
+                &op.key,
+                &[("Idempotency-Key", key)],
+                json!({"amount": amount, "reason": reason})
+                    .to_string()
+                    .into_bytes(),
+            )
+            .await;
+        assert_eq!(refund.status, StatusCode::CREATED, "{}", refund.text);
+        assert_eq!(refund.body["status"], "refunded");
+    }
+
+    let receipt = app
+        .get(&format!("/v1/sessions/{id}/receipt"), Some(&driver))
+        .await;
+    assert_eq!(receipt.status, StatusCode::OK, "{}", receipt.text);
+    assert_eq!(receipt.body["settlement"]["refunded"], "7.50");
+    let refunds = receipt.body["refunds"].as_array().expect("refunds");
+    assert_eq!(refunds.len(), 2, "{}", receipt.text);
+    assert_eq!(refunds[0]["amount"], "5.00");
+    assert_eq!(refunds[0]["reason"], "Barrier <stuck>");
+    assert_eq!(refunds[0]["status"], "refunded");
+    assert!(
+        refunds[0]["reference"]
+            .as_str()
+            .unwrap()
+            .starts_with("QRR-")
+    );
+    assert_eq!(refunds[1]["amount"], "2.50");
+
+    let html_path = |lang: &str| format!("/v1/sessions/{id}/receipt?format=html&lang={lang}");
+    let en = app.get(&html_path("en"), Some(&driver)).await;
+    assert_eq!(en.status, StatusCode::OK);
+    let reference = refunds[0]["reference"].as_str().unwrap();
+    for expected in [
+        "<h2>Refunds</h2>",
+        "Barrier &lt;stuck&gt;",
+        "Goodwill",
+        reference,
+        "given back",
+        "5.00 CNY",
+        "2.50 CNY",
+        "Refunded in total 7.50 CNY",
+        ": paid 25.00 CNY.",
+    ] {
+        assert!(
+            en.text.contains(expected),
+            "{expected:?} missing: {}",
+            en.text
+        );
+    }
+    // The refund's date, on the lot's clock (UTC+8): the stop was at start + 2 h, the
+    // first refund 10 min later.
+    let refunded_at: chrono::DateTime<chrono::Utc> = refunds[0]["refunded_at"]
+        .as_str()
+        .expect("refunded_at")
+        .parse()
+        .expect("a time");
+    let local = refunded_at
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8"))
+        .format("%Y-%m-%d %H:%M:%S +08:00")
+        .to_string();
+    assert!(en.text.contains(&local), "{local} missing: {}", en.text);
+    let zh = app.get(&html_path("zh"), Some(&driver)).await;
+    assert_eq!(zh.status, StatusCode::OK);
+    for expected in [
+        "<h2>退款</h2>",
+        "已退款合计 7.50 CNY",
+        "已退款",
+        "Goodwill",
+        "已支付 25.00 CNY",
+    ] {
+        assert!(
+            zh.text.contains(expected),
+            "{expected:?} missing: {}",
+            zh.text
+        );
+    }
+    assert!(!zh.text.contains("Refunded in total"), "{}", zh.text);
+}
+
+async fn the_page_has_an_arrears_panel_in_both_languages(app: TestApp) {
+    let op = app.operator("Arrears page").await;
+    let (_, spaces) = parking_lot(&app, &op, &["A-1"]).await;
+    let path = format!("/q/{}", spaces[0].1);
+    let (status, en, headers) = page(&app, &path, Some("en")).await;
+    assert_html(status, StatusCode::OK, &headers, &en);
+    assert!(en.contains(r#"id="arrears""#), "{en}");
+    assert!(en.contains(r#"<ul id="arrears-list">"#), "{en}");
+    assert!(en.contains("Unpaid parking fees"), "{en}");
+    assert!(
+        en.contains(r#""err_arrears":"You have unpaid parking fees"#),
+        "{en}"
+    );
+    assert!(en.contains(r#""err_in_review":"#), "{en}");
+    let (_, zh, _) = page(&app, &path, Some("zh-CN")).await;
+    assert!(zh.contains("未付停车费"), "{zh}");
+    assert!(zh.contains(r#""err_arrears":"您有未付的停车费"#), "{zh}");
 }

@@ -4,7 +4,8 @@
 //! warning, the Chinese page and an expired sign-in. Then a warden signs in on `/warden`,
 //! sees the lot's spaces, finds a plate, records a violation, checks the driver's proof
 //! with the browser offline (and refuses a forged one), and opens a space's code. Screenshots
-//! land in `target/screenshots/` for people to look at.
+//! land in `target/screenshots/` for people to look at. `arrears.rs`: a payment the city's
+//! gateway refuses, shown as arrears and paid again from the page, in both languages.
 //!
 //! Without `chromedriver` on the PATH the test says so loudly and passes, unless
 //! `QRPARK_REQUIRE_BROWSER` is set (as CI should), when it fails.
@@ -21,6 +22,7 @@ use qrpark::identity::operator_key;
 use qrpark::store::{Db, operators};
 use serde_json::{Value, json};
 
+mod arrears;
 mod warden;
 
 /// A directory removed when dropped.
@@ -99,6 +101,17 @@ fn spec_tariff() -> Value {
 /// lot that requires plates (as the demo lot does) and two spaces; returns the base URL and
 /// the spaces' QR tokens.
 async fn start_app(dir: &TempDir) -> (String, Vec<(String, String)>, String) {
+    let (base, spaces, key, _) = start_app_with(dir, None, None).await;
+    (base, spaces, key)
+}
+
+/// [`start_app`] with a city payment gateway (delivered only when the test runs the outbox)
+/// and a clock of the test's choosing; also returns the app's state.
+async fn start_app_with(
+    dir: &TempDir,
+    payments_url: Option<String>,
+    clock: Option<std::sync::Arc<dyn qrpark::clock::Clock>>,
+) -> (String, Vec<(String, String)>, String, qrpark::AppState) {
     let url = format!("sqlite://{}", dir.0.join("qrpark.db").display());
     let db = Db::connect(&url, 4).await.expect("open SQLite");
     db.migrate().await.expect("migrate");
@@ -113,25 +126,30 @@ async fn start_app(dir: &TempDir) -> (String, Vec<(String, String)>, String) {
         rate_limit_per_address: 0,
         rate_limit_per_identity: 0,
         data_dir: dir.0.join("data"),
+        city_payments_url: payments_url,
         ..Config::default()
     };
     let audience = config.city_audience.clone();
-    let state = qrpark::cli::serve::state(config, db.clone())
+    let mut state = qrpark::cli::serve::state(config, db.clone())
         .await
         .expect("app state");
+    if let Some(clock) = clock {
+        state.clock = clock;
+    }
     let (idp, verifier) = qrpark::cli::demo::demo_identity(audience, state.clock.clone())
         .await
         .expect("demo identity provider");
     let state = state.with_city(verifier, Some(idp));
+    let served = state.clone();
     tokio::spawn(async move {
-        axum::serve(listener, qrpark::app(state))
+        axum::serve(listener, qrpark::app(served))
             .await
             .expect("serve");
     });
     let base = format!("http://{addr}");
 
     let key = operator_key::generate();
-    operators::create(&db, "Browser Parking", &key.hash, chrono::Utc::now())
+    operators::create(&db, "Browser Parking", &key.hash, state.clock.now())
         .await
         .expect("create operator");
     let http = reqwest::Client::new();
@@ -183,7 +201,7 @@ async fn start_app(dir: &TempDir) -> (String, Vec<(String, String)>, String) {
             )
         })
         .collect();
-    (base, spaces, key.plaintext)
+    (base, spaces, key.plaintext, state)
 }
 
 fn screenshots_dir() -> PathBuf {
@@ -249,6 +267,17 @@ async fn click(client: &Client, id: &str) {
         .unwrap_or_else(|e| panic!("click #{id}: {e}"));
 }
 
+/// Clicks the first element matching a CSS selector.
+async fn click_css(client: &Client, selector: &str) {
+    client
+        .find(Locator::Css(selector))
+        .await
+        .unwrap_or_else(|e| panic!("{selector}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {selector}: {e}"));
+}
+
 async fn connect(driver: &Driver, profile: &TempDir) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert("browserName".into(), json!("chrome"));
@@ -276,9 +305,11 @@ async fn connect(driver: &Driver, profile: &TempDir) -> Client {
         .expect("a WebDriver session with Chromium")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_driver_parks_and_pays_from_the_phone_page() {
-    let Some(chromedriver) = find_on_path("chromedriver") else {
+/// `chromedriver`'s path; `None` (said loudly) when it is missing and the browser tests may
+/// be skipped.
+fn chromedriver() -> Option<PathBuf> {
+    let found = find_on_path("chromedriver");
+    if found.is_none() {
         if std::env::var_os("QRPARK_REQUIRE_BROWSER").is_some() {
             panic!("QRPARK_REQUIRE_BROWSER is set but chromedriver is not on the PATH");
         }
@@ -288,6 +319,13 @@ async fn a_driver_parks_and_pays_from_the_phone_page() {
              !!! Install it with `apt-get install -y chromium chromium-driver`.\n{bar}\n",
             bar = "!".repeat(78)
         );
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_parks_and_pays_from_the_phone_page() {
+    let Some(chromedriver) = chromedriver() else {
         return;
     };
     let data = TempDir::new("browser-db");
@@ -524,13 +562,7 @@ async fn walk(client: &Client, base: &str, spaces: &[(String, String)]) -> Strin
     screenshot(client, "05-expired-sign-in.png").await;
 
     // Chinese, switched on the page.
-    client
-        .find(Locator::Css("nav.lang a"))
-        .await
-        .expect("language switch")
-        .click()
-        .await
-        .expect("switch language");
+    click_css(client, "nav.lang a").await;
     wait_for(client, "document.documentElement.lang === 'zh-CN'").await;
     assert!(text(client, "park-h").await.contains("在此停车"));
     screenshot(client, "06-chinese.png").await;

@@ -10,13 +10,15 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::view::{SettlementView, settlement_view};
+use super::view::{RefundView, SettlementView, settlement_view};
 use crate::AppState;
 use crate::http::error::{ApiError, ErrorCode, ProblemBody};
 use crate::http::extract::{Driver, IdPath, Query};
-use crate::http::pages::receipt::{self as page, ReceiptLine, ReceiptPage, ReceiptSettlement};
+use crate::http::pages::receipt::{
+    self as page, ReceiptLine, ReceiptPage, ReceiptRefund, ReceiptSettlement,
+};
 use crate::http::pages::request_language;
-use crate::store::{lots, sessions, spaces};
+use crate::store::{lots, refunds, sessions, spaces};
 
 /// `?format=html` for the printable receipt page, `?lang=en|zh` for its language.
 #[derive(Debug, Deserialize)]
@@ -40,7 +42,10 @@ pub struct Receipt {
     pub ended_at: DateTime<Utc>,
     #[schema(value_type = crate::http::quote::FeeDoc)]
     pub fee: Value,
+    /// `settlement.refunded` is what was given back in total.
     pub settlement: Option<SettlementView>,
+    /// The operator's refunds of the fee, oldest first.
+    pub refunds: Vec<RefundView>,
 }
 
 /// The receipt of a stopped session, as JSON or (`?format=html` or `Accept: text/html`) as a
@@ -85,6 +90,11 @@ pub async fn receipt(
         .as_ref()
         .map(settlement_view)
         .transpose()?;
+    let refunds = refunds::of_sessions(&state.db, &[session_id])
+        .await?
+        .iter()
+        .map(RefundView::of)
+        .collect::<Result<_, _>>()?;
     let receipt = Receipt {
         session_id,
         lot_name: lot.name,
@@ -97,6 +107,7 @@ pub async fn receipt(
         ended_at,
         fee: serde_json::from_str(fee).map_err(ApiError::internal)?,
         settlement,
+        refunds,
     };
     let wants_html = query.format.as_deref() == Some("html")
         || headers
@@ -161,6 +172,19 @@ fn page_of(receipt: Receipt, stored_fee: &str) -> Result<ReceiptPage, ApiError> 
             reference: s.reference,
             status: s.status.as_str().to_owned(),
             amount: s.amount,
+            refunded: s.refunded,
         }),
+        refunds: receipt
+            .refunds
+            .into_iter()
+            .map(|r| ReceiptRefund {
+                reference: r.reference,
+                amount: r.amount,
+                reason: r.reason,
+                status: r.status.as_str().to_owned(),
+                created_at: r.created_at,
+                refunded_at: r.refunded_at,
+            })
+            .collect(),
     })
 }

@@ -25,6 +25,8 @@ pub struct ReceiptPage {
     pub currency: String,
     pub tariff_version: i32,
     pub settlement: Option<ReceiptSettlement>,
+    /// The operator's refunds of the fee, oldest first.
+    pub refunds: Vec<ReceiptRefund>,
 }
 
 /// One line of the fee's breakdown.
@@ -44,6 +46,19 @@ pub struct ReceiptSettlement {
     pub reference: String,
     pub status: String,
     pub amount: String,
+    /// Given back so far (refunds not failed).
+    pub refunded: String,
+}
+
+/// A refund of (part of) the fee.
+#[derive(Debug, Clone)]
+pub struct ReceiptRefund {
+    pub reference: String,
+    pub amount: String,
+    pub reason: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub refunded_at: Option<DateTime<Utc>>,
 }
 
 const STYLE: &str =
@@ -125,8 +140,36 @@ pub fn render(receipt: &ReceiptPage, lang: Lang) -> Markup {
                 @if let Some(s) = &receipt.settlement {
                     p {
                         (t("receipt.settlement")) " " strong { (s.reference) } ": "
-                        (settlement_status(lang, &s.status)) " " (s.amount) " " (receipt.currency) "."
+                        (status_words(lang, "receipt.status", &s.status)) " " (s.amount) " " (receipt.currency) "."
                     }
+                }
+                @if !receipt.refunds.is_empty() {
+                    h2 { (t("receipt.refunds")) }
+                    table {
+                        thead {
+                            tr {
+                                th { (t("receipt.refund_date")) }
+                                th { (t("receipt.refund_reference")) }
+                                th { (t("receipt.refund_reason")) }
+                                th { (t("receipt.refund_status")) }
+                                th.n { (t("receipt.amount")) }
+                            }
+                        }
+                        tbody {
+                            @for refund in &receipt.refunds {
+                                tr {
+                                    td { (local(refund.refunded_at.unwrap_or(refund.created_at), tz)) }
+                                    td { (refund.reference) }
+                                    td { (refund.reason) }
+                                    td { (status_words(lang, "receipt.refund", &refund.status)) }
+                                    td.n { (refund.amount) " " (receipt.currency) }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if let Some(s) = receipt.settlement.as_ref().filter(|_| !receipt.refunds.is_empty()) {
+                    p.total { (t("receipt.refunded")) " " (s.refunded) " " (receipt.currency) }
                 }
                 p { small { (t("receipt.session")) " " (session) } }
             }
@@ -134,9 +177,10 @@ pub fn render(receipt: &ReceiptPage, lang: Lang) -> Markup {
     }
 }
 
-/// A settlement's status in words; an unknown status is shown as stored.
-fn settlement_status(lang: Lang, status: &str) -> String {
-    let key = format!("receipt.status.{status}");
+/// A settlement's or refund's status (messages `{prefix}.{status}`) in words; an unknown
+/// status is shown as stored.
+fn status_words(lang: Lang, prefix: &str, status: &str) -> String {
+    let key = format!("{prefix}.{status}");
     match lang.t(&key) {
         "?" => status.to_owned(),
         words => words.to_owned(),
@@ -172,7 +216,9 @@ mod tests {
                 reference: "QRP-ABC".into(),
                 status: "settled".into(),
                 amount: "25.00".into(),
+                refunded: "0.00".into(),
             }),
+            refunds: Vec::new(),
         }
     }
 
@@ -195,5 +241,42 @@ mod tests {
         assert!(page.contains("停车收据"));
         assert!(page.contains("已支付"));
         assert!(!page.contains("Parking receipt"));
+    }
+
+    #[test]
+    fn refunds_and_every_settlement_state_are_in_words_in_both_languages() {
+        let mut receipt = sample();
+        receipt.refunds = vec![ReceiptRefund {
+            reference: "QRR-1".into(),
+            amount: "5.00".into(),
+            reason: "Barrier <stuck>".into(),
+            status: "refunded".into(),
+            created_at: "2026-09-29T05:00:00Z".parse().unwrap(),
+            refunded_at: Some("2026-09-29T05:01:00Z".parse().unwrap()),
+        }];
+        if let Some(s) = receipt.settlement.as_mut() {
+            s.refunded = "5.00".into();
+            s.status = "arrears".into();
+        }
+        let en = render(&receipt, Lang::En).into_string();
+        assert!(en.contains("Barrier &lt;stuck&gt;"), "{en}");
+        assert!(en.contains("2026-09-29 13:01:00 +08:00"), "{en}");
+        assert!(en.contains("Refunded in total 5.00 CNY"), "{en}");
+        assert!(en.contains("refused by the city's payment gateway"), "{en}");
+        let zh = render(&receipt, Lang::Zh).into_string();
+        assert!(zh.contains("已退款合计 5.00 CNY"), "{zh}");
+        assert!(zh.contains("欠费"), "{zh}");
+        for status in ["pending", "settled", "arrears", "review"] {
+            for lang in [Lang::En, Lang::Zh] {
+                let words = status_words(lang, "receipt.status", status);
+                assert_ne!(words, status, "{status} has no words");
+            }
+        }
+        for status in ["pending", "refunded", "failed", "review"] {
+            for lang in [Lang::En, Lang::Zh] {
+                let words = status_words(lang, "receipt.refund", status);
+                assert_ne!(words, status, "refund {status} has no words");
+            }
+        }
     }
 }

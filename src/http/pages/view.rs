@@ -124,6 +124,9 @@ pub fn scan_page(data: &PageData, lang: Lang) -> Markup {
                 }
             }
             p #alert.alert role="alert" hidden {}
+            @if can_park {
+                (arrears_card(lang))
+            }
             section #park.card aria-labelledby="park-h" {
                 h2 #park-h { (t("park_title")) }
                 @if can_park {
@@ -168,7 +171,22 @@ pub fn scan_page(data: &PageData, lang: Lang) -> Markup {
                             thead { tr { th scope="col" { (t("period")) } th scope="col".n { (t("charged")) } } }
                             tbody {}
                         }
-                        p #receipt-settlement {}
+                        p #receipt-settlement aria-live="polite" {}
+                        div #receipt-refunds-box hidden {
+                            h4 { (t("refunds")) }
+                            table #receipt-refunds {
+                                thead {
+                                    tr {
+                                        th scope="col" { (t("refund_date")) }
+                                        th scope="col" { (t("refund_reason")) }
+                                        th scope="col" { (t("refund_status")) }
+                                        th scope="col".n { (t("refund_amount")) }
+                                    }
+                                }
+                                tbody {}
+                            }
+                            p #receipt-refunded {}
+                        }
                         p { (t("reference")) ": " strong #receipt-ref {} }
                     }
                     noscript { p { (t("noscript")) } }
@@ -234,6 +252,24 @@ fn start_form(data: &PageData, lang: Lang) -> Markup {
             label for="stop-at" { (t("stop_at_label")) }
             input #stop-at name="stop_at" type="time";
             button #start-btn.primary type="submit" { (t("start")) }
+        }
+    }
+}
+
+/// The driver's unpaid fees (the gateway refused them), filled by the script after sign-in
+/// and when a start is refused with `arrears_outstanding`: one item per session with its
+/// *Pay* button, and the totals per currency.
+fn arrears_card(lang: Lang) -> Markup {
+    let t = |key| lang.t(key);
+    html! {
+        section #arrears.card.danger hidden aria-labelledby="arrears-h" {
+            h2 #arrears-h tabindex="-1" { (icon_warning()) (t("arrears_title")) }
+            p { (t("arrears_body")) }
+            ul #arrears-list {}
+            dl.facts {
+                div { dt { (t("arrears_total")) } dd #arrears-total.total {} }
+            }
+            p #arrears-done aria-live="polite" {}
         }
     }
 }

@@ -104,6 +104,8 @@
       case "space_out_of_service": return M.err_out;
       case "no_tariff": return M.err_no_tariff;
       case "idempotency_key_in_flight": return M.err_busy;
+      case "arrears_outstanding": return M.err_arrears;
+      case "settlement_in_review": return M.err_in_review;
     }
     return M.err_generic;
   }
@@ -133,6 +135,18 @@
       });
   }
   function busy(button, on) { if (button) button.disabled = on; }
+  var dateFmt;
+  try {
+    dateFmt = new Intl.DateTimeFormat(lang, { timeZone: d.tz, year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  } catch (e) { dateFmt = null; }
+  // YYYY-MM-DD HH:MM on the lot's clock, in either language (as the printable receipt).
+  function localDateTime(iso) {
+    if (!dateFmt) return iso.slice(0, 16).replace("T", " ");
+    var p = {};
+    dateFmt.formatToParts(new Date(iso)).forEach(function (x) { p[x.type] = x.value; });
+    return p.year + "-" + p.month + "-" + p.day + " " + p.hour + ":" + p.minute;
+  }
 
   // --- Which part of the parking card shows. ---
   var live = null;
@@ -182,6 +196,7 @@
   // After sign-in or a reload: pick up this driver's active session on this space.
   function resume() {
     if (!store.getItem(TOKEN)) return;
+    loadArrears();
     var id = store.getItem(sessionKey);
     if (id) { watch(id); return; }
     api("GET", "/v1/me/sessions").then(function (list) {
@@ -254,6 +269,11 @@
       }, function (e) {
         if (!e.network && e.problem && e.problem.code !== "idempotency_key_in_flight") pendingKey = null;
         alertMsg(e.message);
+        if (e.problem && e.problem.code === "arrears_outstanding") {
+          var owed = e.problem.arrears || [];
+          showArrears(owed, sumByCurrency(owed));
+          $("arrears-h").focus();
+        }
       })
       .then(function () { busy(button, false); });
   }
@@ -366,11 +386,146 @@
       c.className = "n";
       c.textContent = money(line.charged);
     });
-    var s = session.settlement;
-    $("receipt-settlement").textContent = s ? (s.status === "settled" ? M.settled : M.pending) : "";
-    $("receipt-ref").textContent = s ? s.reference : "";
+    receiptId = session.id;
+    showSettlement(session);
     $("receipt").setAttribute("tabindex", "-1");
     $("receipt").focus();
+  }
+  // The settlement in words, and the refunds; a payment on its way is followed until the
+  // gateway answers (a refusal brings up the arrears).
+  var receiptId = null;
+  function showSettlement(session) {
+    var s = session.settlement;
+    $("receipt-settlement").textContent = s ? (M[s.status] || s.status) : "";
+    $("receipt-ref").textContent = s ? s.reference : "";
+    var refunds = session.refunds || [];
+    var body = $("receipt-refunds").tBodies[0];
+    body.textContent = "";
+    refunds.forEach(function (r) {
+      var tr = body.insertRow();
+      tr.insertCell().textContent = localDateTime(r.refunded_at || r.created_at);
+      tr.insertCell().textContent = r.reason;
+      tr.insertCell().textContent = M["refund_" + r.status] || r.status;
+      var c = tr.insertCell();
+      c.className = "n";
+      c.textContent = money(r.amount);
+    });
+    $("receipt-refunded").textContent = s ? M.refunded_total.replace("{amount}", money(s.refunded)) : "";
+    show("receipt-refunds-box", refunds.length > 0);
+    if (s && s.status === "pending") follow(session.id);
+    if (s && s.status === "arrears") loadArrears();
+  }
+
+  // --- Arrears: fees the city's payment gateway refused, paid again from here. ---
+  function amountOf(amount, currency) { return amount + " " + currency; }
+  // Sums of decimal amounts per currency, in whole minor units (money is never a float).
+  function sumByCurrency(items) {
+    var sums = {}, places = {};
+    items.forEach(function (it) {
+      var parts = String(it.amount).split(".");
+      sums[it.currency] = (sums[it.currency] || 0) + Number(parts[0] + (parts[1] || ""));
+      places[it.currency] = parts[1] ? parts[1].length : 0;
+    });
+    return Object.keys(sums).sort().map(function (c) {
+      var minor = String(sums[c]), n = places[c];
+      while (minor.length <= n) minor = "0" + minor;
+      return { currency: c, amount: n ? minor.slice(0, -n) + "." + minor.slice(-n) : minor };
+    });
+  }
+  function showArrears(items, totals) {
+    var list = $("arrears-list");
+    if (!list) return;
+    list.textContent = "";
+    items.forEach(function (it) {
+      var li = document.createElement("li");
+      li.id = "arrears-" + it.session_id;
+      li.dataset.state = "arrears";
+      var p = document.createElement("p");
+      p.id = "arrears-text-" + it.session_id;
+      p.textContent = M.arrears_item.replace("{amount}", amountOf(it.amount, it.currency))
+        .replace("{reference}", it.reference).replace("{since}", localDateTime(it.since));
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "pay";
+      button.dataset.session = it.session_id;
+      button.textContent = M.pay.replace("{amount}", amountOf(it.amount, it.currency));
+      button.setAttribute("aria-describedby", p.id);
+      var status = document.createElement("p");
+      status.className = "pay-status";
+      status.setAttribute("aria-live", "polite");
+      status.setAttribute("tabindex", "-1");
+      li.appendChild(p);
+      li.appendChild(button);
+      li.appendChild(status);
+      list.appendChild(li);
+    });
+    $("arrears-total").textContent = totals.map(function (t) { return amountOf(t.amount, t.currency); }).join(", ");
+    $("arrears-done").textContent = "";
+    show("arrears", items.length > 0);
+  }
+  function loadArrears() {
+    if (!store.getItem(TOKEN) || !$("arrears")) return;
+    api("GET", "/v1/me/arrears").then(function (a) { showArrears(a.items, a.totals); }, function () {});
+  }
+  // One idempotency key per payment, reused only if its answer was lost.
+  var payKeys = {};
+  function pay(ev) {
+    var button = ev.target.closest && ev.target.closest("button.pay");
+    if (!button || button.disabled) return;
+    var id = button.dataset.session;
+    var status = button.parentNode.querySelector(".pay-status");
+    alertMsg("");
+    busy(button, true);
+    payKeys[id] = payKeys[id] || randomHex(16);
+    api("POST", "/v1/me/arrears/" + encodeURIComponent(id) + "/pay", null, { "Idempotency-Key": payKeys[id] })
+      .then(function (answer) {
+        delete payKeys[id];
+        paid(id, answer.settlement.status);
+      }, function (e) {
+        if (!e.network && !(e.problem && e.problem.code === "idempotency_key_in_flight")) delete payKeys[id];
+        if (e.problem && e.problem.code === "settlement_in_review") { paid(id, "review"); return; }
+        status.textContent = e.message;
+        busy(button, false);
+      });
+  }
+  // An item's payment state: `pending` = sent, `settled` = paid, `review`, or `arrears` again.
+  function paid(id, state) {
+    var li = $("arrears-" + id);
+    if (!li) return;
+    li.dataset.state = state;
+    var button = li.querySelector("button.pay");
+    var status = li.querySelector(".pay-status");
+    status.textContent = { settled: M.pay_settled, pending: M.pay_sent, review: M.err_in_review }[state] || M.pay_refused;
+    var done = state !== "arrears";
+    var hadFocus = document.activeElement === button;
+    button.hidden = done;
+    busy(button, false);
+    if (hadFocus && done) status.focus();
+    if (state === "pending") follow(id);
+    var owed = Array.prototype.some.call($("arrears-list").children, function (item) {
+      return item.dataset.state === "arrears";
+    });
+    $("arrears-done").textContent = owed ? "" : M.arrears_clear;
+  }
+  // Payments on their way, asked after every 3 s until the gateway has answered.
+  var following = {}, followTimer = null;
+  function follow(id) {
+    following[id] = true;
+    if (!followTimer) followTimer = setInterval(followTick, 3000);
+  }
+  function followTick() {
+    var ids = Object.keys(following);
+    if (!ids.length) { clearInterval(followTimer); followTimer = null; return; }
+    ids.forEach(function (id) {
+      api("GET", "/v1/sessions/" + encodeURIComponent(id)).then(function (session) {
+        var state = session.settlement ? session.settlement.status : "settled";
+        if (state === "pending") return;
+        delete following[id];
+        if ($("arrears-" + id)) paid(id, state);
+        if (receiptId === id) showSettlement(session);
+        else if (state === "arrears") loadArrears();
+      }, function (e) { if (e.status === 404 || e.status === 401) delete following[id]; });
+    });
   }
 
   // --- The calculator: "if I leave at 18:00 I pay ...". ---
@@ -400,9 +555,11 @@
     $("proof-copy").addEventListener("click", copyProof);
   }
   if ($("stop-btn")) $("stop-btn").addEventListener("click", stop);
+  if ($("arrears-list")) $("arrears-list").addEventListener("click", pay);
   if ($("signout-btn")) $("signout-btn").addEventListener("click", function () {
     store.removeItem(TOKEN);
     alertMsg("");
+    show("arrears", false);
     render();
     $("signin-btn") && $("signin-btn").focus();
   });
