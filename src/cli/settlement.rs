@@ -110,6 +110,13 @@ pub async fn run(config: Config, command: SettlementCommand) -> anyhow::Result<(
                 }
             }
             SettlementCommand::Retry { reference } => {
+                // Without the gateway a retry would settle arrears and review at once, as
+                // if charged: the payment office resolves instead.
+                anyhow::ensure!(
+                    deliver,
+                    "retry sends to the city's payment gateway: QRPARK_CITY_PAYMENTS_URL is \
+                     not set (use `resolve` to decide without it)"
+                );
                 if let Some(refund) = refunds::by_reference(&db, &reference).await? {
                     anyhow::ensure!(
                         refunds::retry(&db, &refund, now).await?,

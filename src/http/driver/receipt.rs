@@ -10,13 +10,13 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::view::{SettlementView, settlement_view};
+use super::view::{RefundView, SettlementView, settlement_view};
 use crate::AppState;
 use crate::http::error::{ApiError, ErrorCode, ProblemBody};
 use crate::http::extract::{Driver, IdPath, Query};
 use crate::http::pages::receipt::{self as page, ReceiptLine, ReceiptPage, ReceiptSettlement};
 use crate::http::pages::request_language;
-use crate::store::{lots, sessions, spaces};
+use crate::store::{lots, refunds, sessions, spaces};
 
 /// `?format=html` for the printable receipt page, `?lang=en|zh` for its language.
 #[derive(Debug, Deserialize)]
@@ -41,6 +41,8 @@ pub struct Receipt {
     #[schema(value_type = crate::http::quote::FeeDoc)]
     pub fee: Value,
     pub settlement: Option<SettlementView>,
+    /// The operator's refunds of the fee, oldest first.
+    pub refunds: Vec<RefundView>,
 }
 
 /// The receipt of a stopped session, as JSON or (`?format=html` or `Accept: text/html`) as a
@@ -85,6 +87,11 @@ pub async fn receipt(
         .as_ref()
         .map(settlement_view)
         .transpose()?;
+    let refunds = refunds::of_sessions(&state.db, &[session_id])
+        .await?
+        .iter()
+        .map(RefundView::of)
+        .collect::<Result<_, _>>()?;
     let receipt = Receipt {
         session_id,
         lot_name: lot.name,
@@ -97,6 +104,7 @@ pub async fn receipt(
         ended_at,
         fee: serde_json::from_str(fee).map_err(ApiError::internal)?,
         settlement,
+        refunds,
     };
     let wants_html = query.format.as_deref() == Some("html")
         || headers
