@@ -172,10 +172,15 @@ impl TestApp {
 
     /// An app on a fresh SQLite file, delivering settlements to `payments_url` if given.
     pub async fn sqlite_paying(payments_url: Option<String>) -> Self {
+        Self::sqlite_configured(payments_url, |_| {}).await
+    }
+
+    /// Like [`TestApp::sqlite_paying`], with `tweak` applied to the test's configuration.
+    pub async fn sqlite_configured(payments_url: Option<String>, tweak: fn(&mut Config)) -> Self {
         let dir = TempDir::new();
         let url = format!("sqlite://{}", dir.0.join("qrpark.db").display());
         let db = Db::connect(&url, 4).await.expect("open SQLite");
-        Self::start(db, url, Some(dir), payments_url).await
+        Self::start(db, url, Some(dir), payments_url, tweak).await
     }
 
     /// An app on a fresh schema of the PostgreSQL database named by
@@ -186,6 +191,14 @@ impl TestApp {
 
     /// Like [`TestApp::postgres`], delivering settlements to `payments_url` if given.
     pub async fn postgres_paying(payments_url: Option<String>) -> Option<Self> {
+        Self::postgres_configured(payments_url, |_| {}).await
+    }
+
+    /// Like [`TestApp::postgres_paying`], with `tweak` applied to the test's configuration.
+    pub async fn postgres_configured(
+        payments_url: Option<String>,
+        tweak: fn(&mut Config),
+    ) -> Option<Self> {
         let Ok(url) = std::env::var("QRPARK_TEST_POSTGRES_URL") else {
             if std::env::var_os("QRPARK_REQUIRE_POSTGRES").is_some() {
                 panic!("QRPARK_REQUIRE_POSTGRES is set but QRPARK_TEST_POSTGRES_URL is not");
@@ -217,7 +230,7 @@ impl TestApp {
         let db = Db::connect_postgres(options, 4)
             .await
             .expect("connect to test schema");
-        Some(Self::start(db, url, None, payments_url).await)
+        Some(Self::start(db, url, None, payments_url, tweak).await)
     }
 
     async fn start(
@@ -225,18 +238,20 @@ impl TestApp {
         url: String,
         dir: Option<TempDir>,
         payments_url: Option<String>,
+        tweak: fn(&mut Config),
     ) -> Self {
         db.migrate().await.expect("migrate");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
-        let config = Config {
+        let mut config = Config {
             database_url: url,
             bind: addr,
             max_body_bytes: 64 * 1024,
             ..Config::default()
         };
+        tweak(&mut config);
         // Every test starts on Tuesday 2026-09-29 at 10:00 in Shanghai, and moves time itself.
         let clock = Arc::new(ManualClock::new(
             DateTime::parse_from_rfc3339("2026-09-29T02:00:00Z")
