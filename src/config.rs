@@ -41,6 +41,9 @@ pub struct Config {
     pub city_audience: String,
     /// The city's payment gateway; when set, settlements are delivered to it.
     pub city_payments_url: Option<String>,
+    /// How long the payment gateway gets to answer one delivery, in milliseconds; a
+    /// delivery claimed by a process that died is taken over after six times this.
+    pub city_payments_timeout_ms: u64,
     /// The city identity provider's sign-in page; the phone page sends drivers there
     /// (docs/phone-page.md). Unset: drivers can sign in only under `qrpark demo`.
     pub city_login_url: Option<String>,
@@ -95,6 +98,7 @@ impl Default for Config {
             city_issuer: None,
             city_audience: "qrpark".into(),
             city_payments_url: None,
+            city_payments_timeout_ms: 10_000,
             city_login_url: None,
             max_body_bytes: 256 * 1024,
             log_format: LogFormat::Text,
@@ -178,6 +182,7 @@ const ENV_KEYS: &[&str] = &[
     "city_issuer",
     "city_audience",
     "city_payments_url",
+    "city_payments_timeout_ms",
     "city_login_url",
     "max_body_bytes",
     "log_format",
@@ -261,6 +266,12 @@ impl Config {
                 reason: "must be 1 to 36500 days: wardens check plates of sessions that just \
                          ended, and plates are personal data"
                     .into(),
+            });
+        }
+        if !(100..=60_000).contains(&self.city_payments_timeout_ms) {
+            return Err(ConfigError::Invalid {
+                setting: "city_payments_timeout_ms",
+                reason: "must be 100 to 60000 milliseconds".into(),
             });
         }
         if self.max_unpaid_sessions > 1000 {
@@ -402,6 +413,7 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("max_active_sessions", &self.max_active_sessions)
             .field("max_unpaid_sessions", &self.max_unpaid_sessions)
+            .field("city_payments_timeout_ms", &self.city_payments_timeout_ms)
             .field("plate_retention_days", &self.plate_retention_days)
             .field("rate_limit_per_address", &self.rate_limit_per_address)
             .field("rate_limit_per_identity", &self.rate_limit_per_identity)

@@ -110,12 +110,12 @@ pub async fn run(config: Config, command: SettlementCommand) -> anyhow::Result<(
                 }
             }
             SettlementCommand::Retry { reference } => {
-                // Without the gateway's URL a retry would settle arrears by the ledger alone,
-                // clearing a debt nobody collected.
+                // Without the gateway a retry would settle arrears and review at once, as
+                // if charged: the payment office resolves instead.
                 anyhow::ensure!(
                     deliver,
-                    "no payment gateway is configured here (QRPARK_CITY_PAYMENTS_URL): run \
-                     this with the configuration the servers use"
+                    "retry sends to the city's payment gateway: QRPARK_CITY_PAYMENTS_URL is \
+                     not set (use `resolve` to decide without it)"
                 );
                 if let Some(refund) = refunds::by_reference(&db, &reference).await? {
                     anyhow::ensure!(

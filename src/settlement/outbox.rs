@@ -34,10 +34,15 @@ use crate::store::{refunds, settlements};
 /// After this many attempts a delivery goes to review: the 15 waits between them add up to
 /// 18,494 s, about 5 hours 8 minutes.
 pub const MAX_ATTEMPTS: i32 = 16;
-/// How long one process may hold a delivery before another may retry it.
-const LEASE: TimeDelta = TimeDelta::seconds(60);
-/// How long the gateway gets to answer.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one process may hold a delivery before another may retry it, in gateway
+/// timeouts (`QRPARK_CITY_PAYMENTS_TIMEOUT_MS`): well past any answer it could still get, so
+/// that a living process is never overtaken, and soon after a killed one.
+const LEASE_IN_TIMEOUTS: u32 = 6;
+
+/// How long the gateway gets to answer one delivery.
+fn request_timeout(state: &AppState) -> Duration {
+    Duration::from_millis(state.config.city_payments_timeout_ms)
+}
 
 /// Backoff before attempt `attempts + 1`: 2, 4, 8... seconds, at most an hour.
 pub fn backoff(attempts: i32) -> TimeDelta {
@@ -61,12 +66,14 @@ pub async fn run_once(state: &AppState, client: &reqwest::Client) -> anyhow::Res
     let Some(url) = &state.payments_url else {
         return Ok(0);
     };
+    let lease = TimeDelta::from_std(request_timeout(state) * LEASE_IN_TIMEOUTS)?;
     let mut attempts = 0;
     for queue in [Queue::Payments, Queue::Refunds] {
-        let due = outbox::due(&state.db, queue, state.clock.now(), 32).await?;
-        for (id, seen) in due {
-            // The lease runs from this claim: earlier requests of the round took their time.
-            let until = state.clock.now() + LEASE;
+        let now = state.clock.now();
+        for (id, seen) in outbox::due(&state.db, queue, now, 32).await? {
+            // The lease runs from the claim, not from the round's start: the deliveries
+            // before this one may have taken a while.
+            let until = state.clock.now() + lease;
             if !outbox::claim(&state.db, queue, id, seen, until).await? {
                 continue;
             }
@@ -191,7 +198,7 @@ async fn send(state: &AppState, client: &reqwest::Client, request: &Request) -> 
     );
     let response = client
         .post(&request.url)
-        .timeout(REQUEST_TIMEOUT)
+        .timeout(request_timeout(state))
         .header("content-type", "application/json")
         .header("idempotency-key", &request.key)
         .header("qrpark-signature", signature)

@@ -160,7 +160,7 @@ async fn postgres_restarted_under_load_fails_fast_and_recovers() {
     let db = Db::connect_with(&pg.url(), 8, acquire)
         .await
         .expect("connect to the private PostgreSQL");
-    let app = TestApp::start(db, pg.url(), None, None).await;
+    let app = TestApp::start(db, pg.url(), None, None, |_| {}).await;
     let op = app.operator("Under Load").await;
     let lot = app.lot(&op, "Restart", "Asia/Shanghai", "CNY").await;
     app.publish_tariff(&op, &lot, spec_tariff()).await;

@@ -9,7 +9,7 @@ use chrono::TimeDelta;
 use qrpark::settlement::outbox;
 
 use crate::helpers::TestApp;
-use crate::settlement::park_and_stop;
+use crate::money::{lot_of, park_two_hours};
 
 /// A server counting the requests it gets, answering each with `status` and `location`.
 async fn server(status: StatusCode, location: Option<String>) -> (Arc<Mutex<usize>>, String) {
@@ -38,7 +38,10 @@ async fn server(status: StatusCode, location: Option<String>) -> (Arc<Mutex<usiz
 
 /// Parks for two hours and stops: one settlement waits in the outbox.
 async fn one_pending_settlement(app: &TestApp) {
-    let stopped = park_and_stop(app).await;
+    let op = app.operator("Paid").await;
+    let qr = lot_of(app, &op, &["A-1"]).await;
+    let driver = app.driver_token("driver-1");
+    let stopped = park_two_hours(app, &driver, "k", &qr[0]).await;
     assert_eq!(stopped["settlement"]["status"], "pending");
 }
 

@@ -209,10 +209,15 @@ impl TestApp {
 
     /// An app on a fresh SQLite file, delivering settlements to `payments_url` if given.
     pub async fn sqlite_paying(payments_url: Option<String>) -> Self {
+        Self::sqlite_configured(payments_url, |_| {}).await
+    }
+
+    /// Like [`TestApp::sqlite_paying`], with `tweak` applied to the test's configuration.
+    pub async fn sqlite_configured(payments_url: Option<String>, tweak: fn(&mut Config)) -> Self {
         let dir = TempDir::new();
         let url = format!("sqlite://{}", dir.0.join("qrpark.db").display());
         let db = Db::connect(&url, 4).await.expect("open SQLite");
-        Self::start(db, url, Some(dir), payments_url).await
+        Self::start(db, url, Some(dir), payments_url, tweak).await
     }
 
     /// An app on a fresh schema of the PostgreSQL database named by
@@ -223,8 +228,16 @@ impl TestApp {
 
     /// Like [`TestApp::postgres`], delivering settlements to `payments_url` if given.
     pub async fn postgres_paying(payments_url: Option<String>) -> Option<Self> {
+        Self::postgres_configured(payments_url, |_| {}).await
+    }
+
+    /// Like [`TestApp::postgres_paying`], with `tweak` applied to the test's configuration.
+    pub async fn postgres_configured(
+        payments_url: Option<String>,
+        tweak: fn(&mut Config),
+    ) -> Option<Self> {
         let (db, url) = empty_postgres().await?;
-        Some(Self::start(db, url, None, payments_url).await)
+        Some(Self::start(db, url, None, payments_url, tweak).await)
     }
 
     /// An app on `db` (migrated here), whose URL is `url`: for tests that bring a database
@@ -234,6 +247,7 @@ impl TestApp {
         url: String,
         dir: Option<TempDir>,
         payments_url: Option<String>,
+        tweak: fn(&mut Config),
     ) -> Self {
         db.migrate().await.expect("migrate");
         // Keys at rest are sealed under a key-encryption key in the data dir: a fresh one per
@@ -243,7 +257,7 @@ impl TestApp {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
-        let config = Config {
+        let mut config = Config {
             database_url: url,
             bind: addr,
             max_body_bytes: 64 * 1024,
@@ -254,6 +268,7 @@ impl TestApp {
             data_dir: dir.0.join("data"),
             ..Config::default()
         };
+        tweak(&mut config);
         // Every test starts on Tuesday 2026-09-29 at 10:00 in Shanghai, and moves time itself.
         let clock = Arc::new(ManualClock::new(
             DateTime::parse_from_rfc3339("2026-09-29T02:00:00Z")

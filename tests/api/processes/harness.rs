@@ -24,7 +24,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const KEPT_LOG_LINES: usize = 60;
 
 /// What every child process of a test shares: the database, the city's JWKS, a directory.
-pub(super) struct Shared {
+pub(crate) struct Shared {
     /// `QRPARK_DATABASE_URL` of the children.
     pub(super) url: String,
     /// The PostgreSQL schema the children must work in (`None` on SQLite).
@@ -36,12 +36,14 @@ pub(super) struct Shared {
     dir: TempDir,
     /// The test app's key-encryption key file: the database's keys are sealed under it.
     kek: PathBuf,
+    /// More environment for every child (`with_env`).
+    env: Vec<(String, String)>,
 }
 
 impl Shared {
     /// The children's view of the test's database: the same SQLite file, or the same
     /// PostgreSQL schema through `options=-c search_path=...` in the URL.
-    pub(super) async fn of(app: &TestApp) -> Self {
+    pub(crate) async fn of(app: &TestApp) -> Self {
         let dir = TempDir::new();
         let jwks = dir.0.join("city-jwks.json");
         let idp = DemoIdp::generate(Arc::new(SystemClock));
@@ -68,7 +70,14 @@ impl Shared {
             idp,
             dir,
             kek: app.state.config.key_encryption_key_file(),
+            env: Vec::new(),
         }
+    }
+
+    /// Every child also gets `name=value` (the payment gateway's URL, say).
+    pub(crate) fn with_env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     /// A city identity token for `subject` that the children accept, valid for an hour.
@@ -79,7 +88,7 @@ impl Shared {
 
     /// `qrpark ARGS` with this test's configuration and nothing from the caller's
     /// `QRPARK_*` environment.
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_qrpark"));
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("QRPARK_") {
@@ -104,7 +113,8 @@ impl Shared {
             .env("QRPARK_CITY_JWKS", &self.jwks)
             .env("QRPARK_CITY_ISSUER", DemoIdp::ISSUER)
             .env("QRPARK_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info,sqlx=warn,tower_http=warn");
+            .env("RUST_LOG", "info,sqlx=warn,tower_http=warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
 
@@ -430,7 +440,23 @@ pub(super) async fn assert_children_use_the_test_database(
     }
 }
 
-pub(super) fn backend(db: &Db) -> &'static str {
+/// Waits until `acknowledged` reaches `at` and `window.start` has passed since `since`, or
+/// until `window.end` whatever happened: the moment to pull the plug.
+pub(super) async fn until_kill(
+    acknowledged: &std::sync::atomic::AtomicUsize,
+    since: Instant,
+    at: usize,
+    window: std::ops::Range<Duration>,
+) {
+    use std::sync::atomic::Ordering;
+    while (acknowledged.load(Ordering::SeqCst) < at || since.elapsed() < window.start)
+        && since.elapsed() < window.end
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+pub(crate) fn backend(db: &Db) -> &'static str {
     match db {
         Db::Sqlite(_) => "sqlite",
         Db::Postgres(_) => "postgres",

@@ -20,20 +20,24 @@ use uuid::Uuid;
 
 use crate::helpers::{Answer, TestApp, both_backends};
 
+mod crash_money;
 mod endings;
-mod harness;
+pub(crate) mod harness;
 
 use harness::{
     Shared, Starting, assert_balanced, assert_children_use_the_test_database,
     assert_settlements_match_sessions, backend, charged_tariff, client, ledger_totals, lot, minor,
-    scalar, send, start, stop,
+    scalar, send, start, stop, until_kill,
 };
 
 both_backends!(
     hundred_starts_over_three_processes_make_one_session,
     killed_server_keeps_every_acknowledged_write,
     planned_endings_happen_once_over_three_processes,
+    killed_servers_pay_and_refund_once,
 );
+
+use crash_money::killed_servers_pay_and_refund_once;
 
 use endings::planned_endings_happen_once_over_three_processes;
 
@@ -315,12 +319,13 @@ async fn killed_server_keeps_every_acknowledged_write(app: TestApp) {
     }
 
     // Let the load run, then pull the plug in the middle of it.
-    while (acknowledged.load(Ordering::SeqCst) < KILL_AT_ACKNOWLEDGED
-        || load_began.elapsed() < KILL_NOT_BEFORE)
-        && load_began.elapsed() < KILL_AT_LATEST
-    {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until_kill(
+        &acknowledged,
+        load_began,
+        KILL_AT_ACKNOWLEDGED,
+        KILL_NOT_BEFORE..KILL_AT_LATEST,
+    )
+    .await;
     let in_flight_at_kill = in_flight.load(Ordering::SeqCst);
     let acknowledged_at_kill = acknowledged.load(Ordering::SeqCst);
     killed.store(true, Ordering::SeqCst);
