@@ -41,6 +41,8 @@ pub struct AppState {
     pub payments_url: Option<String>,
     /// The key of the keyed hash by which the audit chain commits to plates.
     pub plate_key: Arc<[u8; 32]>,
+    /// Sign-in attempts to the operator console, per client address.
+    pub sign_in_limiter: Arc<http::console::limiter::SignInLimiter>,
 }
 
 impl AppState {

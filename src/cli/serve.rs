@@ -85,6 +85,7 @@ pub async fn state(config: Config, db: Db) -> anyhow::Result<AppState> {
         demo_idp: None,
         payments_url: config.city_payments_url.clone(),
         config: Arc::new(config),
+        sign_in_limiter: Arc::default(),
     })
 }
 
@@ -106,7 +107,9 @@ pub async fn serve(
     crate::sessions::scheduler::spawn(state.clone());
     ready(addr);
     let db = state.db.clone();
-    axum::serve(listener, app(state))
+    // The peer's address, for the console's sign-in limiter.
+    let app = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("server failed")?;

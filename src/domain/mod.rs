@@ -3,13 +3,16 @@
 pub mod audit;
 pub mod currency;
 pub mod idempotency_key;
+pub mod json_diff;
 pub mod lot;
+pub mod metrics;
 pub mod money;
 pub mod plate;
 pub mod proof;
 pub mod qr_token;
 pub mod session;
 pub mod space;
+pub mod space_range;
 pub mod tariff;
 pub mod text;
 pub mod timezone;

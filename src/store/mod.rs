@@ -15,11 +15,14 @@ use crate::config::Backend;
 
 pub mod audit;
 pub mod audit_summary;
+pub mod console;
 pub mod export;
 pub mod idempotency;
 pub mod lots;
+pub mod metrics;
 pub mod operators;
 pub mod outbox;
+pub mod session_pages;
 pub mod sessions;
 pub mod signing_keys;
 pub mod space_qr;

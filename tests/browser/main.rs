@@ -21,6 +21,7 @@ use qrpark::identity::operator_key;
 use qrpark::store::{Db, operators};
 use serde_json::{Value, json};
 
+mod console;
 mod warden;
 
 /// A directory removed when dropped.
@@ -95,10 +96,9 @@ fn spec_tariff() -> Value {
         .expect("the fixture is JSON")
 }
 
-/// qrpark as `qrpark demo` runs it (demo identity provider on), on 127.0.0.1:0, with one
-/// lot that requires plates (as the demo lot does) and two spaces; returns the base URL and
-/// the spaces' QR tokens.
-async fn start_app(dir: &TempDir) -> (String, Vec<(String, String)>, String) {
+/// qrpark as `qrpark demo` runs it (demo identity provider on), on 127.0.0.1:0, on a fresh
+/// SQLite file in `dir`; returns the base URL and the database.
+async fn serve_demo(dir: &TempDir) -> (String, Db) {
     let url = format!("sqlite://{}", dir.0.join("qrpark.db").display());
     let db = Db::connect(&url, 4).await.expect("open SQLite");
     db.migrate().await.expect("migrate");
@@ -124,8 +124,13 @@ async fn start_app(dir: &TempDir) -> (String, Vec<(String, String)>, String) {
             .await
             .expect("serve");
     });
-    let base = format!("http://{addr}");
+    (format!("http://{addr}"), db)
+}
 
+/// [`serve_demo`] with one lot that requires plates (as the demo lot does) and two spaces;
+/// returns the base URL, the spaces' codes and QR tokens, and the operator's key.
+async fn start_app(dir: &TempDir) -> (String, Vec<(String, String)>, String) {
+    let (base, db) = serve_demo(dir).await;
     let key = operator_key::generate();
     operators::create(&db, "Browser Parking", &key.hash, chrono::Utc::now())
         .await

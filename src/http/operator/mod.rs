@@ -6,10 +6,12 @@ use utoipa_axum::routes;
 use crate::AppState;
 
 pub mod lots;
+pub mod metrics;
 pub mod qr;
 pub mod sessions;
 pub mod spaces;
 pub mod tariff;
+pub mod validate;
 
 /// The operator routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -26,4 +28,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::list_sessions))
         .routes(routes!(sessions::stop_session))
         .routes(routes!(sessions::occupancy))
+        .routes(routes!(validate::validate))
+        .routes(routes!(metrics::metrics))
 }
