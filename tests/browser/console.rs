@@ -321,6 +321,31 @@ async fn walk(client: &Client, base: &str, key: &str) -> Vec<String> {
     wait_for(client, "document.getElementById('current-version')").await;
     assert_eq!(text(client, "current-version").await, "1");
 
+    // A dearer draft beside the tariff now in force (the picture in docs/img).
+    broken["rules"][1]["price"]["steps"][1]["amount"] = json!("5.00");
+    broken["daily_cap"]["amount"] = json!("80.00");
+    set_value(
+        client,
+        "document",
+        &serde_json::to_string_pretty(&broken).unwrap(),
+    )
+    .await;
+    set_value(client, "arrival", "2026-09-29T08:00").await;
+    submit(client, "check").await;
+    wait_for(
+        client,
+        "document.querySelector('#fee-chart path.line.current')",
+    )
+    .await;
+    client
+        .execute(
+            "document.getElementById('preview').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .expect("scroll to the preview");
+    screenshot(client, "console-04b-preview-beside-current.png").await;
+
     // A driver parks through the API; the session appears.
     let http = reqwest::Client::new();
     let token: Value = http

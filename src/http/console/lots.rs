@@ -237,6 +237,8 @@ pub async fn page_of(
             @if all.is_empty() {
                 p { (t("c.spaces.none")) }
             } @else {
+                // One form carries the CSRF token for every row's status button.
+                form #space-actions method="post" action={ "/console/lots/" (lot_id) } { (csrf_field(console)) }
                 div.scroll {
                 table #spaces {
                     thead { tr {
@@ -261,12 +263,11 @@ pub async fn page_of(
                                         aria-label={ (space.code) " SVG" } { "SVG" }
                                 }
                                 td.actions {
-                                    form.inline method="post" action={ "/console/spaces/" (space.space_id) "/status" } {
-                                        (csrf_field(console))
-                                        input type="hidden" name="status" value=(if active { "out_of_service" } else { "active" });
-                                        button type="submit" aria-label={ (if active { t("c.space.take_out") } else { t("c.space.bring_back") }) " " (space.code) } {
-                                            (if active { t("c.space.take_out") } else { t("c.space.bring_back") })
-                                        }
+                                    button type="submit" form="space-actions"
+                                        formaction={ "/console/spaces/" (space.space_id) "/status" }
+                                        name="status" value=(if active { "out_of_service" } else { "active" })
+                                        aria-label={ (if active { t("c.space.take_out") } else { t("c.space.bring_back") }) " " (space.code) } {
+                                        (if active { t("c.space.take_out") } else { t("c.space.bring_back") })
                                     }
                                     a href={ "/console/spaces/" (space.space_id) "/rotate" }
                                         aria-label={ (t("c.space.rotate")) " " (space.code) } { (t("c.space.rotate")) }
