@@ -38,11 +38,11 @@ pub enum Format {
 pub struct MetricsQuery {
     /// One of your lots.
     pub lot: Uuid,
-    /// The first hour (RFC 3339, on a whole hour of the lot's local time); default 24 hours
+    /// The start (RFC 3339), moved back to the start of its local hour; default 24 hours
     /// before `to`.
     pub from: Option<DateTime<Utc>>,
-    /// The end, exclusive (a whole local hour, at most 31 days after `from`); default the end
-    /// of the current local hour.
+    /// The end, exclusive, moved on to the end of its local hour; after `from` and at most
+    /// 31 days after it; default the end of the current local hour.
     pub to: Option<DateTime<Utc>>,
     /// `json` (default) or `csv` (`application/vnd.cds+csv`, CDS aggregate rows).
     #[param(value_type = Option<String>)]
@@ -110,7 +110,7 @@ pub struct LotMetrics {
         )),
         (status = 401, description = "`unauthorized`, `api_key_invalid`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`lot` is not one of yours", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: no `lot`, an unknown `format`, a range that is empty, longer than 31 days or not on whole local hours", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: no `lot`, an unknown `format`, an instant that is not RFC 3339, a range that is empty or longer than 31 days", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn metrics(
@@ -152,8 +152,13 @@ pub async fn lot_metrics(
         .map_err(ApiError::internal)?
         .tz();
     let now = state.clock.now();
-    let to = to.unwrap_or_else(|| local_hour_start(now, tz) + TimeDelta::hours(1));
-    let from = from.unwrap_or(to - TimeDelta::hours(24));
+    // Hours are the lot's local hours: the range widens to whole ones.
+    let to = match to {
+        Some(to) if local_hour_start(to, tz) == to => to,
+        Some(to) => local_hour_start(to, tz) + TimeDelta::hours(1),
+        None => local_hour_start(now, tz) + TimeDelta::hours(1),
+    };
+    let from = local_hour_start(from.unwrap_or(to - TimeDelta::hours(24)), tz);
     let range = HourRange::new(from, to, tz).map_err(|(which, error)| {
         ApiError::validation(vec![FieldError::new(
             format!("$.{which}"),
