@@ -46,6 +46,8 @@ pub struct AppState {
     pub limits: Arc<http::limits::Limits>,
     /// The key of the keyed hash that shows operators a pseudonym of each driver.
     pub pseudonym_key: Arc<[u8; 32]>,
+    /// Sign-in attempts to the operator console, per client address.
+    pub sign_in_limiter: Arc<http::console::limiter::SignInLimiter>,
 }
 
 impl AppState {

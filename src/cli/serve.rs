@@ -117,6 +117,7 @@ pub async fn state(config: Config, db: Db) -> anyhow::Result<AppState> {
         payments_url: config.city_payments_url.clone(),
         limits: Arc::new(crate::http::limits::Limits::from_config(&config)),
         config: Arc::new(config),
+        sign_in_limiter: Arc::default(),
     })
 }
 

@@ -17,6 +17,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::AppState;
 
 pub mod audit;
+pub mod console;
 pub mod demo;
 pub mod driver;
 pub mod enforcement;
@@ -119,6 +120,7 @@ pub fn app(state: AppState) -> Router {
     let (router, api) = documented(state.demo_idp.is_some());
     let router = router
         .merge(pages::routes())
+        .merge(console::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

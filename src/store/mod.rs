@@ -15,14 +15,17 @@ use crate::config::Backend;
 
 pub mod audit;
 pub mod audit_summary;
+pub mod console;
 pub mod export;
 pub mod idempotency;
 pub mod ledger;
 pub mod lots;
+pub mod metrics;
 pub mod operators;
 pub mod outbox;
 pub mod refunds;
 pub mod secrets;
+pub mod session_pages;
 pub mod sessions;
 pub mod settlements;
 pub mod signing_keys;

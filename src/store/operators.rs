@@ -178,6 +178,13 @@ pub async fn revoke_key(
         .bind(now)
         .fetch_optional(&mut *tx)
         .await?;
+        if key.is_some() {
+            // A revoked key ends every console session signed in with it.
+            sqlx::query("delete from console_session where operator_key_id = $1")
+                .bind(operator_key_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         if key.as_ref().is_some_and(|k| k.revoked_at == Some(now)) {
             audit::append(
                 &mut tx,

@@ -227,23 +227,7 @@ pub async fn list_for_operator(
     filter: &SessionFilter,
     limit: i64,
 ) -> StoreResult<Vec<Session>> {
-    let sql = format!(
-        "select {COLUMNS} from session where operator_id = $1 \
-         and ($2 is null or lot_id = $2) \
-         and ($3 is null or started_at >= $3) \
-         and ($4 is null or started_at < $4) \
-         and ($5 is null or status = $5) \
-         order by started_at desc, session_id desc limit $6"
-    );
-    on_db!(db, pool => Ok(sqlx::query_as::<_, Session>(sqlx::AssertSqlSafe(sql))
-        .bind(operator_id)
-        .bind(filter.lot_id)
-        .bind(filter.from)
-        .bind(filter.to)
-        .bind(filter.status)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?))
+    super::session_pages::page(db, operator_id, filter, None, limit).await
 }
 
 /// Spaces of a lot and how many of them have an active session.

@@ -5,6 +5,7 @@ mod helpers;
 mod audit;
 mod auth;
 mod cli;
+mod console;
 mod demo;
 mod enforcement;
 mod errors;

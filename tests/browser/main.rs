@@ -23,6 +23,7 @@ use qrpark::store::{Db, operators};
 use serde_json::{Value, json};
 
 mod arrears;
+mod console;
 mod warden;
 
 /// A directory removed when dropped.
@@ -107,11 +108,20 @@ async fn start_app(dir: &TempDir) -> (String, Vec<(String, String)>, String) {
 
 /// [`start_app`] with a city payment gateway (delivered only when the test runs the outbox)
 /// and a clock of the test's choosing; also returns the app's state.
-async fn start_app_with(
+/// qrpark as `qrpark demo` runs it (demo identity provider on), on 127.0.0.1:0, on a fresh
+/// SQLite file in `dir`; returns the base URL and the database.
+async fn serve_demo(dir: &TempDir) -> (String, Db) {
+    let (base, db, _) = serve_demo_with(dir, None, None).await;
+    (base, db)
+}
+
+/// [`serve_demo`] with a city payment gateway and a clock of the test's choosing; also
+/// returns the app's state.
+async fn serve_demo_with(
     dir: &TempDir,
     payments_url: Option<String>,
     clock: Option<std::sync::Arc<dyn qrpark::clock::Clock>>,
-) -> (String, Vec<(String, String)>, String, qrpark::AppState) {
+) -> (String, Db, qrpark::AppState) {
     let url = format!("sqlite://{}", dir.0.join("qrpark.db").display());
     let db = Db::connect(&url, 4).await.expect("open SQLite");
     db.migrate().await.expect("migrate");
@@ -146,7 +156,15 @@ async fn start_app_with(
             .await
             .expect("serve");
     });
-    let base = format!("http://{addr}");
+    (format!("http://{addr}"), db, state)
+}
+
+async fn start_app_with(
+    dir: &TempDir,
+    payments_url: Option<String>,
+    clock: Option<std::sync::Arc<dyn qrpark::clock::Clock>>,
+) -> (String, Vec<(String, String)>, String, qrpark::AppState) {
+    let (base, db, state) = serve_demo_with(dir, payments_url, clock).await;
 
     let key = operator_key::generate();
     operators::create(&db, "Browser Parking", &key.hash, state.clock.now())

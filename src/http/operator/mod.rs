@@ -6,11 +6,13 @@ use utoipa_axum::routes;
 use crate::AppState;
 
 pub mod lots;
+pub mod metrics;
 pub mod qr;
 pub mod refunds;
 pub mod sessions;
 pub mod spaces;
 pub mod tariff;
+pub mod validate;
 
 /// The operator routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -28,4 +30,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::stop_session))
         .routes(routes!(sessions::occupancy))
         .routes(routes!(refunds::create_refund, refunds::list_refunds))
+        .routes(routes!(validate::validate))
+        .routes(routes!(metrics::metrics))
 }

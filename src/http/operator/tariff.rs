@@ -63,6 +63,23 @@ pub fn tariff_invalid(problems: Vec<TariffProblem>) -> ApiError {
     ApiError::new(ErrorCode::TariffInvalid, detail).with("errors", json!(errors))
 }
 
+/// The tariff a document describes, checked as publishing checks it (against the lot's
+/// currency when a lot is given); 422 `tariff_invalid` with every problem otherwise.
+pub fn check_document(
+    document: &serde_json::Value,
+    lot: Option<&lots::Lot>,
+) -> Result<Tariff, ApiError> {
+    let tariff = Tariff::from_json(document)
+        .map_err(|InvalidTariff { problems }| tariff_invalid(problems))?;
+    if let Some(lot) = lot {
+        let lot_currency = Currency::parse(&lot.currency).map_err(ApiError::internal)?;
+        tariff
+            .check_currency(lot_currency)
+            .map_err(|problem| tariff_invalid(vec![problem]))?;
+    }
+    Ok(tariff)
+}
+
 /// Validates a tariff document and publishes it as the lot's next version, in force at once.
 #[utoipa::path(
     put, path = "/v1/operator/lots/{lot_id}/tariff", tag = "operator",
@@ -85,12 +102,7 @@ pub async fn put_tariff(
     let lot = lots::get(&state.db, operator.operator_id, lot_id)
         .await?
         .ok_or_else(|| ApiError::not_found("lot"))?;
-    let tariff = Tariff::from_json(&document)
-        .map_err(|InvalidTariff { problems }| tariff_invalid(problems))?;
-    let lot_currency = Currency::parse(&lot.currency).map_err(ApiError::internal)?;
-    tariff
-        .check_currency(lot_currency)
-        .map_err(|problem| tariff_invalid(vec![problem]))?;
+    let tariff = check_document(&document, Some(&lot))?;
     let canonical = tariff.to_json();
     let stored = tariffs::publish(
         &state.db,

@@ -121,7 +121,10 @@ impl Lang {
 
 /// Every message of every page.
 fn all_messages() -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {
-    MESSAGES.iter().chain(super::warden_text::MESSAGES)
+    MESSAGES
+        .iter()
+        .chain(super::warden_text::MESSAGES)
+        .chain(crate::http::console::text::MESSAGES)
 }
 
 /// (key, English, Simplified Chinese). `{..}` placeholders are filled by the caller.

@@ -50,7 +50,12 @@ pub struct Asset {
 }
 
 impl Asset {
-    fn new(stem: &str, ext: &str, body: &'static [u8], content_type: &'static str) -> Self {
+    pub(crate) fn new(
+        stem: &str,
+        ext: &str,
+        body: &'static [u8],
+        content_type: &'static str,
+    ) -> Self {
         let hash = Sha256::digest(body);
         let short: String = hash[..5].iter().map(|b| format!("{b:02x}")).collect();
         Self {
@@ -97,7 +102,12 @@ pub static WARDEN_JS: LazyLock<Asset> = LazyLock::new(|| {
 });
 
 async fn asset(Path(name): Path<String>) -> Response {
-    for asset in [&*CSS, &*JS, &*WARDEN_JS] {
+    asset_response(&[&*CSS, &*JS, &*WARDEN_JS], &name)
+}
+
+/// The asset of `assets` named `name`, cacheable for a year; 404 when there is none.
+pub(crate) fn asset_response(assets: &[&Asset], name: &str) -> Response {
+    for asset in assets {
         if asset.name == name {
             return (
                 [
