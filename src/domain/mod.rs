@@ -3,10 +3,10 @@
 pub mod audit;
 pub mod currency;
 pub mod idempotency_key;
+pub mod json_diff;
 pub mod key_purpose;
 pub mod keyed_hash;
 pub mod ledger;
-pub mod json_diff;
 pub mod lot;
 pub mod metrics;
 pub mod money;

@@ -31,7 +31,70 @@ both_backends!(
     metrics_follow_the_cds_definitions,
     metrics_ranges_are_bounded,
     sessions_are_paged_with_a_cursor,
+    a_stopped_session_is_refunded_once_from_its_row,
 );
+
+/// A stopped session's row offers a refund; the form's key makes a second send of the same
+/// form refund nothing more, and too much is refused with the API's problem.
+async fn a_stopped_session_is_refunded_once_from_its_row(app: TestApp) {
+    let op = app.operator("Console Parking").await;
+    let (lot, spaces) = parking_lot(&app, &op, &["A"]).await;
+    let driver = app.driver_token("driver-1");
+    let started = start(&app, &driver, "k", &spaces[0].1).await;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.text);
+    let id = started.body["id"].as_str().unwrap().to_owned();
+    app.clock.advance(TimeDelta::hours(1));
+    let stopped = app.stop(&driver, &id).await;
+    assert_eq!(stopped.body["fee"]["total"], "10.00", "{}", stopped.text);
+    let mut browser = Browser::new(&app.base);
+    let csrf = browser.sign_in(&op.key).await;
+    let list = browser
+        .get(&format!("/console/sessions?lot={lot}&status=stopped"))
+        .await;
+    let action = format!("/console/sessions/{id}/refund");
+    assert!(list.text.contains(&action), "{}", list.text);
+    let key = list
+        .text
+        .split("name=\"key\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form carries its key")
+        .to_owned();
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("key", key.as_str()),
+        ("amount", "4.00"),
+        ("reason", "the barrier was stuck"),
+    ];
+    for _ in 0..2 {
+        let refunded = browser.post(&action, &fields).await;
+        assert_eq!(refunded.status, StatusCode::SEE_OTHER, "{}", refunded.text);
+        assert!(refunded.location().contains("ok=refunded"));
+    }
+    let too_much = browser
+        .post(
+            &action,
+            &[
+                ("csrf", csrf.as_str()),
+                ("key", "another-form"),
+                ("amount", "7.00"),
+                ("reason", "again"),
+            ],
+        )
+        .await;
+    assert_eq!(too_much.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let refunds = app
+        .get(
+            &format!("/v1/operator/sessions/{id}/refunds"),
+            Some(&op.key),
+        )
+        .await;
+    assert_eq!(refunds.status, StatusCode::OK, "{}", refunds.text);
+    let made: Vec<&Value> = refunds.body["refunds"].as_array().unwrap().iter().collect();
+    assert_eq!(made.len(), 1, "one form, one refund: {}", refunds.text);
+    assert_eq!(made[0]["amount"], "4.00");
+    assert_eq!(made[0]["reason"], "the barrier was stuck");
+}
 
 /// A browser without JavaScript: keeps the console's cookies, follows nothing by itself.
 struct Browser {

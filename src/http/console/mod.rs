@@ -74,6 +74,10 @@ pub fn routes() -> Router<AppState> {
         .route("/console/lots/{lot_id}/tariff/diff", get(tariffs::diff))
         .route("/console/sessions", get(sessions::list))
         .route("/console/sessions/{session_id}/stop", post(sessions::stop))
+        .route(
+            "/console/sessions/{session_id}/refund",
+            post(sessions::refund),
+        )
         .route("/console/metrics", get(metrics::page_handler))
         .route("/console/metrics.csv", get(metrics::csv))
         .route("/console/assets/{name}", get(asset))
@@ -499,6 +503,7 @@ fn notice(console: &Console, ok: Option<&str>) -> Markup {
         "status_set",
         "published",
         "stopped",
+        "refunded",
     ];
     html! {
         @if let Some(key) = ok.filter(|k| known.contains(k)) {

@@ -16,10 +16,12 @@ use uuid::Uuid;
 
 use super::{Console, Section, csrf_field, failure, form, notice, page, see_other};
 use crate::AppState;
+use crate::domain::idempotency_key::IdempotencyKey;
 use crate::domain::session::{EndedBy, SessionStatus};
 use crate::domain::timezone::TimeZone;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{IdPath, Json};
+use crate::http::operator::refunds;
 use crate::http::operator::sessions::{self as api_sessions, OperatorStop};
 use crate::store::lots::{self, Lot};
 use crate::store::session_pages::{self, After};
@@ -267,10 +269,62 @@ fn stop_form(console: &Console, session: &Session, back: &str) -> Markup {
     }
 }
 
-/// Where a stopped session's refund action goes once the refund API (issue 14) exists: it
-/// offers nothing yet.
-fn refund_action(_console: &Console, _session: &Session) -> Markup {
-    html! {}
+/// A stopped session's refund form: an amount and a reason, and a key drawn for this form
+/// so that sending it twice refunds once.
+fn refund_action(console: &Console, session: &Session) -> Markup {
+    let id = session.session_id;
+    let key = Uuid::new_v4();
+    html! {
+        form.refund method="post" action={ "/console/sessions/" (id) "/refund" } {
+            (csrf_field(console))
+            input type="hidden" name="key" value=(key);
+            label for={ "amount-" (id) } { (console.t("c.refund.amount")) }
+            input id={ "amount-" (id) } name="amount" required inputmode="decimal"
+                size="8" pattern="[0-9]+([.][0-9]+)?";
+            label for={ "refund-reason-" (id) } { (console.t("c.sessions.reason")) }
+            input id={ "refund-reason-" (id) } name="reason" required maxlength="500";
+            button type="submit" { (console.t("c.refund")) }
+        }
+    }
+}
+
+/// The refund form's fields.
+#[derive(Debug, Deserialize)]
+pub struct RefundForm {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    amount: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// Refunds through the API's own path (`POST /v1/operator/sessions/{session_id}/refunds`),
+/// keyed by the form's key.
+pub async fn refund(
+    State(state): State<AppState>,
+    console: Console,
+    IdPath(session_id): IdPath,
+    body: Bytes,
+) -> Response {
+    let fields: RefundForm = match form(&console, &body) {
+        Ok(fields) => fields,
+        Err(response) => return response,
+    };
+    let key = match IdempotencyKey::parse(&fields.key) {
+        Ok(key) => key,
+        Err(e) => {
+            return failure(
+                console.lang,
+                ApiError::new(ErrorCode::IdempotencyKeyInvalid, e.to_string()),
+            );
+        }
+    };
+    let asked = serde_json::json!({"amount": fields.amount.trim(), "reason": fields.reason});
+    match refunds::refund_once(&state, &console.operator, session_id, &key, &asked).await {
+        Ok(_) => see_other("/console/sessions?ok=refunded"),
+        Err(problem) => failure(console.lang, problem),
+    }
 }
 
 /// The stop form's fields.

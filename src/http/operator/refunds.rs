@@ -103,16 +103,29 @@ pub async fn create_refund(
     request: Request,
 ) -> Result<Response, ApiError> {
     let Json(body): Json<Value> = Json::from_request(request, &state).await?;
+    refund_once(&state, &operator, session_id, &key, &body).await
+}
+
+/// Makes the refund `body` asks for, once per `key` of the operator: the API's and the
+/// console's way in.
+pub async fn refund_once(
+    state: &AppState,
+    operator: &Operator,
+    session_id: Uuid,
+    key: &IdempotencyKey,
+    body: &Value,
+) -> Result<Response, ApiError> {
+    let state = state.clone();
     let asked: RefundRequest = parse_json(body.to_string().as_bytes())?;
-    let session = own_session(&state, &operator, session_id).await?;
+    let session = own_session(&state, operator, session_id).await?;
     let owner = format!("operator:{}", operator.operator_id);
-    let fingerprint = format!("refund {session_id} {}", canonical_json(&body));
+    let fingerprint = format!("refund {session_id} {}", canonical_json(body));
     let hash: [u8; 32] = Sha256::digest(fingerprint.as_bytes()).into();
     let now = state.clock.now();
-    if let Some(earlier) = claim(&state.db, &owner, &key, &hash, now).await? {
+    if let Some(earlier) = claim(&state.db, &owner, key, &hash, now).await? {
         return Ok(earlier);
     }
-    match refund(&state, &session, &asked, &owner, &key, now).await {
+    match refund(&state, &session, &asked, &owner, key, now).await {
         Ok(response) => Ok(response),
         Err(refused) => {
             // Nothing was refunded: the key may be used again (once the fee is collected, say).
