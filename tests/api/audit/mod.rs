@@ -229,6 +229,7 @@ async fn exports_are_byte_identical_signed_and_verifiable(app: TestApp) {
         "audit_hash",
         "plate",
         "ended_by",
+        "refunded_total",
     ] {
         assert!(record.get(field).is_some(), "{field} missing");
     }
