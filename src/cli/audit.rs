@@ -77,6 +77,8 @@ pub async fn export(config: Config, args: ExportArgs) -> anyhow::Result<()> {
         operator: args.operator,
         lot: args.lot,
     };
+    // Exports hold sealed sessions only: seal what is pending first (docs/audit.md).
+    crate::store::audit::seal_pending(&state.db).await?;
     // A progress bar on a terminal; nothing when stderr is piped (and no count to make).
     let progress = if std::io::stderr().is_terminal() {
         let total = export::count(&state.db, &range).await?;

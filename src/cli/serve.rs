@@ -137,10 +137,14 @@ pub async fn serve(
         crate::settlement::outbox::spawn(state.clone(), std::time::Duration::from_secs(1));
     }
     crate::sessions::scheduler::spawn(state.clone());
+    let sealer = crate::audit::sealer::spawn(state.clone());
     ready(addr);
     let db = state.db.clone();
     let limits = ServerLimits::from_config(&state.config);
     crate::http::server::serve(listener, app(state), limits, shutdown_signal()).await;
+    // The requests in flight have finished: their audit events are sealed before the pool
+    // closes.
+    sealer.stop().await;
     db.close().await;
     tracing::info!("qrpark stopped");
     Ok(())

@@ -289,9 +289,9 @@ pub async fn stop(db: &Db, session_id: Uuid, stop: &Stop, claim: Claim) -> Store
     };
     on_db!(db, pool => async {
         let mut tx = pool.begin().await?;
-        // PostgreSQL: the session's row lock comes before the audit chain's head, on every
-        // path, so two enders never wait on each other crosswise. (SQLite writes one
-        // transaction at a time.)
+        // PostgreSQL: the session's row lock is taken first, before the stop's audit event
+        // is written (whose pending id must come after every lock the stop waits for:
+        // `audit::append`). (SQLite writes one transaction at a time.)
         if let Some(lock) = lock {
             let sql = format!("select status from session where session_id = $1 {lock}");
             let status: Option<SessionStatus> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
@@ -302,10 +302,13 @@ pub async fn stop(db: &Db, session_id: Uuid, stop: &Stop, claim: Claim) -> Store
                 return Ok(false);
             }
         }
-        // The stop's place in the audit chain comes first: the session row takes it in the
-        // same update that stops it (the schema refuses a stopped session without one).
-        let (audit_seq, audit_hash) = audit::append(
+        // The stop's audit event comes first: the session row points at it in the same
+        // update that stops it, and takes its place in the chain (`audit_seq`,
+        // `audit_hash`) when the sealer seals it (the schema refuses a stopped session
+        // that neither has a place nor waits for one).
+        let pending = audit::append_placed(
             &mut tx,
+            audit::Place::Session,
             stop.ended_at,
             "session.stopped",
             session_id,
@@ -327,16 +330,15 @@ pub async fn stop(db: &Db, session_id: Uuid, stop: &Stop, claim: Claim) -> Store
         // row; the others find it stopped, change nothing and roll their event back.
         let changed = sqlx::query(
             "update session set status = 'stopped', ended_at = $2, fee_minor = $3, \
-             fee_lines = $4, updated_at = $2, audit_seq = $5, audit_hash = $6, ended_by = $7, \
-             stop_reason = $8 \
+             fee_lines = $4, updated_at = $2, audit_pending = $5, ended_by = $6, \
+             stop_reason = $7 \
              where session_id = $1 and status = 'active'",
         )
         .bind(session_id)
         .bind(stop.ended_at)
         .bind(stop.fee_minor)
         .bind(&stop.fee_lines)
-        .bind(audit_seq)
-        .bind(&audit_hash[..])
+        .bind(pending)
         .bind(stop.ended_by)
         .bind(&stop.reason)
         .execute(&mut *tx)

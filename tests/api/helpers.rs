@@ -318,8 +318,17 @@ impl TestApp {
         }
     }
 
-    /// The payloads of the audit chain's events of `kind`, in chain order.
+    /// Seals every pending audit event into the chain, as an export does before it reads:
+    /// what a test reads of `audit_event` then holds every change made so far.
+    pub async fn seal(&self) -> u64 {
+        qrpark::store::audit::seal_pending(&self.db)
+            .await
+            .expect("seal the audit chain")
+    }
+
+    /// The payloads of the audit chain's events of `kind`, in chain order (sealed first).
     pub async fn audit_payloads(&self, kind: &str) -> Vec<Value> {
+        self.seal().await;
         let sql = "select payload from audit_event where kind = $1 order by seq";
         let texts: Vec<String> = match &self.db {
             Db::Sqlite(pool) => sqlx::query_scalar(sql).bind(kind).fetch_all(pool).await,
