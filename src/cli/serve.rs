@@ -108,7 +108,6 @@ pub async fn state(config: Config, db: Db) -> anyhow::Result<AppState> {
     Ok(AppState {
         plate_key: Arc::new(plate_key),
         pseudonym_key: Arc::new(pseudonym_key),
-        db,
         clock: Arc::new(SystemClock),
         metrics: Metrics::global(),
         keys: Arc::new(keys),
@@ -118,6 +117,8 @@ pub async fn state(config: Config, db: Db) -> anyhow::Result<AppState> {
         limits: Arc::new(crate::http::limits::Limits::from_config(&config)),
         config: Arc::new(config),
         sign_in_limiter: Arc::default(),
+        cache: Arc::new(crate::store::cache::PublicCache::new(db.clone())),
+        db,
     })
 }
 

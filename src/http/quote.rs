@@ -8,11 +8,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::domain::tariff::{self, PriceError, Tariff};
+use crate::domain::tariff::{self, PriceError};
 use crate::domain::timezone::TimeZone;
 use crate::http::error::{ApiError, ErrorCode, FieldError, ProblemBody};
 use crate::http::extract::{IdPath, Json};
-use crate::store::{lots, tariffs};
 
 /// Longest interval a quote prices: a month. Longer questions are not parking questions,
 /// and the bound keeps a public endpoint's cost small.
@@ -87,11 +86,15 @@ pub async fn quote(
     IdPath(lot_id): IdPath,
     Json(body): Json<QuoteRequest>,
 ) -> Result<axum::Json<PricedFee>, ApiError> {
-    let lot = lots::get_public(&state.db, lot_id)
+    let lot = state
+        .cache
+        .lot(lot_id)
         .await?
         .ok_or_else(|| ApiError::not_found("lot"))?;
     check_interval(body.start, body.end)?;
-    let stored = tariffs::in_force(&state.db, lot_id, state.clock.now())
+    let in_force = state
+        .cache
+        .tariff_in_force(lot_id, state.clock.now())
         .await?
         .ok_or_else(|| {
             ApiError::new(
@@ -99,17 +102,12 @@ pub async fn quote(
                 "this lot has no tariff yet, so nothing can be priced",
             )
         })?;
-    let tariff = Tariff::from_json_str(&stored.document).map_err(|e| {
-        ApiError::internal(anyhow::anyhow!(
-            "stored tariff {} is invalid: {e}",
-            stored.tariff_id
-        ))
-    })?;
     let timezone = TimeZone::parse(&lot.timezone).map_err(ApiError::internal)?;
-    let fee = tariff::price(&tariff, timezone.tz(), body.start, body.end).map_err(price_error)?;
+    let fee = tariff::price(&in_force.tariff, timezone.tz(), body.start, body.end)
+        .map_err(price_error)?;
     Ok(axum::Json(PricedFee {
         fee,
-        tariff_version: stored.version,
+        tariff_version: in_force.stored.version,
     }))
 }
 

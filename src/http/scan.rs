@@ -3,6 +3,8 @@
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -13,8 +15,8 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::domain::space::SpaceStatus;
 use crate::http::error::{ApiError, ProblemBody};
-use crate::qr::resolve::{Genuine, resolve};
-use crate::store::tariffs;
+use crate::qr::resolve::{Genuine, Lookup, resolve};
+use crate::store::cache::CachedTariff;
 
 /// The scan routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -69,7 +71,13 @@ pub struct ScanTariff {
     pub effective_from: DateTime<Utc>,
     /// The tariff document (docs/tariffs.md).
     #[schema(value_type = Object)]
-    pub tariff: serde_json::Value,
+    #[serde(serialize_with = "document")]
+    pub tariff: Arc<CachedTariff>,
+}
+
+/// A cached version's document, as published: parsed once per process, not per scan.
+fn document<S: serde::Serializer>(tariff: &Arc<CachedTariff>, out: S) -> Result<S::Ok, S::Error> {
+    tariff.document.serialize(out)
 }
 
 /// What a genuine code names.
@@ -98,30 +106,30 @@ pub async fn scan(
     State(state): State<AppState>,
     Path(token): Path<String>,
 ) -> Result<axum::Json<ScanResult>, ApiError> {
+    let now = state.clock.now();
     let Genuine { space, lot, kid } =
-        resolve(&state.keys, &state.db, &token, state.clock.now()).await??;
-    let tariff = tariffs::in_force(&state.db, lot.lot_id, state.clock.now())
+        resolve(&state.keys, Lookup::Cached(&state.cache), &token, now).await??;
+    let tariff = state
+        .cache
+        .tariff_in_force(lot.lot_id, now)
         .await?
-        .map(|t| -> Result<ScanTariff, ApiError> {
-            Ok(ScanTariff {
-                version: t.version,
-                effective_from: t.effective_from,
-                tariff: serde_json::from_str(&t.document).map_err(ApiError::internal)?,
-            })
-        })
-        .transpose()?;
+        .map(|t| ScanTariff {
+            version: t.stored.version,
+            effective_from: t.stored.effective_from,
+            tariff: t,
+        });
     let status = space.status;
     Ok(axum::Json(ScanResult {
         lot: ScanLot {
             id: lot.lot_id,
-            name: lot.name,
-            address: lot.address,
-            timezone: lot.timezone,
-            currency: lot.currency,
+            name: lot.name.clone(),
+            address: lot.address.clone(),
+            timezone: lot.timezone.clone(),
+            currency: lot.currency.clone(),
         },
         space: ScanSpace {
             id: space.space_id,
-            code: space.code,
+            code: space.code.clone(),
             status,
             available: status == SpaceStatus::Active,
             qr_version: space.qr_version,

@@ -2,9 +2,12 @@
 //! the code's version with the space's current one. The scan API, the start of a session
 //! and the phone page all ask here, and map the answer the same way.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use crate::qr::keyring::KeyRing;
+use crate::store::cache::PublicCache;
 use crate::store::lots::{self, Lot};
 use crate::store::spaces::{self, Space};
 use crate::store::{Db, StoreResult};
@@ -12,8 +15,8 @@ use crate::store::{Db, StoreResult};
 /// A genuine, current code: the space and lot it names and the key that signed it.
 #[derive(Debug, Clone)]
 pub struct Genuine {
-    pub space: Space,
-    pub lot: Lot,
+    pub space: Arc<Space>,
+    pub lot: Arc<Lot>,
     /// The `kid` of the signing key, as named in `/.well-known/jwks.json`.
     pub kid: String,
 }
@@ -29,11 +32,37 @@ pub enum Refusal {
     NoSpace,
 }
 
+/// Where the space and lot of a code are read.
+#[derive(Clone, Copy)]
+pub enum Lookup<'a> {
+    /// The database itself: what a warden's check must see.
+    Fresh(&'a Db),
+    /// The process's cache, which sees every change within a second (`store::cache`): the
+    /// public reads and the start, whose write checks the space again.
+    Cached(&'a PublicCache),
+}
+
+impl Lookup<'_> {
+    async fn space(self, space_id: uuid::Uuid) -> StoreResult<Option<Arc<Space>>> {
+        match self {
+            Self::Fresh(db) => Ok(spaces::get_public(db, space_id).await?.map(Arc::new)),
+            Self::Cached(cache) => cache.space(space_id).await,
+        }
+    }
+
+    async fn lot(self, lot_id: uuid::Uuid) -> StoreResult<Option<Arc<Lot>>> {
+        match self {
+            Self::Fresh(db) => Ok(lots::get_public(db, lot_id).await?.map(Arc::new)),
+            Self::Cached(cache) => cache.lot(lot_id).await,
+        }
+    }
+}
+
 /// Resolves a scanned token (the token, not the URL). Whether the space is in service is
 /// the caller's question: a scan shows an out-of-service space, a start refuses it.
 pub async fn resolve(
     keys: &KeyRing,
-    db: &Db,
+    lookup: Lookup<'_>,
     token: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Result<Genuine, Refusal>> {
@@ -45,7 +74,7 @@ pub async fn resolve(
             return Ok(Err(Refusal::Forged));
         }
     };
-    let Some(space) = spaces::get_public(db, claims.space_id).await? else {
+    let Some(space) = lookup.space(claims.space_id).await? else {
         return Ok(Err(Refusal::NoSpace));
     };
     let version = i64::from(claims.version);
@@ -56,7 +85,7 @@ pub async fn resolve(
     if version > current {
         return Ok(Err(Refusal::Forged));
     }
-    let Some(lot) = lots::get_public(db, space.lot_id).await? else {
+    let Some(lot) = lookup.lot(space.lot_id).await? else {
         return Ok(Err(Refusal::NoSpace));
     };
     let kid = jsonwebtoken::decode_header(token)

@@ -289,6 +289,18 @@ impl TestApp {
             ..state
         }
         .with_city(verifier, Some(idp));
+        Self::serve(listener, state, db, clock, Arc::new(dir))
+    }
+
+    /// Serves `state` on `listener` in the background.
+    fn serve(
+        listener: tokio::net::TcpListener,
+        state: qrpark::AppState,
+        db: Db,
+        clock: Arc<ManualClock>,
+        dir: Arc<TempDir>,
+    ) -> Self {
+        let addr = listener.local_addr().expect("local addr");
         let app_state = state.clone();
         tokio::spawn(async move {
             axum::serve(listener, qrpark::app(state))
@@ -301,8 +313,37 @@ impl TestApp {
             state: app_state,
             clock,
             client: reqwest::Client::new(),
-            _dir: Some(Arc::new(dir)),
+            _dir: Some(dir),
         }
+    }
+
+    /// A second app on this one's database, as another `qrpark serve` process behind the same
+    /// load balancer would be: state of its own (its caches, its keyring, its limits) built
+    /// as `serve` builds it, on the same data dir (key-encryption key), clock and identity
+    /// provider, so the same tokens work on both.
+    pub async fn another(&self) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let mut config = (*self.state.config).clone();
+        config.bind = addr;
+        let state = qrpark::cli::serve::state(config, self.db.clone())
+            .await
+            .expect("app state");
+        let state = qrpark::AppState {
+            clock: self.clock.clone(),
+            payments_url: self.state.payments_url.clone(),
+            city: self.state.city.clone(),
+            demo_idp: self.state.demo_idp.clone(),
+            ..state
+        };
+        assert!(
+            !Arc::ptr_eq(&state.cache, &self.state.cache),
+            "each app keeps its own cache"
+        );
+        let dir = self._dir.clone().expect("a test app's directory");
+        Self::serve(listener, state, self.db.clone(), self.clock.clone(), dir)
     }
 
     /// Runs raw SQL against the app's database (to simulate failures).
