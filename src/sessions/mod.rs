@@ -10,11 +10,14 @@ use uuid::Uuid;
 
 use crate::domain::audit::canonical_json;
 use crate::domain::session::{EndedBy, SettlementStatus};
-use crate::domain::tariff::{self, Fee, Tariff};
+use std::sync::Arc;
+
+use crate::AppState;
+use crate::domain::tariff::{self, Fee};
 use crate::domain::timezone::TimeZone;
+use crate::store::cache::{CachedTariff, PublicCache};
 pub use crate::store::sessions::Claim;
 use crate::store::sessions::{self, Session, Settlement, Stop};
-use crate::store::{Db, lots, tariffs};
 
 /// A fee with the tariff version that priced it: what drivers, receipts and exports show.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -26,33 +29,35 @@ pub struct PricedFee {
 
 /// Everything needed to price a session: its locked tariff and its lot's time zone.
 pub struct Pricing {
-    tariff: Tariff,
+    tariff: Arc<CachedTariff>,
     timezone: TimeZone,
 }
 
 impl Pricing {
-    /// The session's tariff version and its lot's time zone.
-    pub async fn of(db: &Db, session: &Session) -> anyhow::Result<Self> {
-        let stored = tariffs::get(db, session.tariff_id)
+    /// The session's tariff version and its lot's time zone, from the process's cache:
+    /// exact, since a tariff version never changes and neither does a lot's time zone (no
+    /// write path changes it), so a cached copy is never stale for pricing.
+    pub async fn of(cache: &PublicCache, session: &Session) -> anyhow::Result<Self> {
+        let tariff = cache
+            .tariff(session.tariff_id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("session {}'s tariff is gone", session.session_id))?;
-        let lot = lots::get_public(db, session.lot_id)
+        let lot = cache
+            .lot(session.lot_id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("session {}'s lot is gone", session.session_id))?;
-        Self::new(&stored.document, &lot.timezone)
-    }
-
-    /// Pricing from a stored tariff document and a lot's time zone name.
-    pub fn new(document: &str, timezone: &str) -> anyhow::Result<Self> {
-        let tariff = Tariff::from_json_str(document)
-            .map_err(|e| anyhow::anyhow!("stored tariff is invalid: {e}"))?;
-        let timezone = TimeZone::parse(timezone)?;
+        let timezone = TimeZone::parse(&lot.timezone)?;
         Ok(Self { tariff, timezone })
     }
 
     /// The session's fee from its start to `end`.
     pub fn price(&self, session: &Session, end: DateTime<Utc>) -> anyhow::Result<PricedFee> {
-        let fee = tariff::price(&self.tariff, self.timezone.tz(), session.started_at, end)?;
+        let fee = tariff::price(
+            &self.tariff.tariff,
+            self.timezone.tz(),
+            session.started_at,
+            end,
+        )?;
         Ok(PricedFee {
             fee,
             tariff_version: session.tariff_version,
@@ -84,8 +89,7 @@ pub fn ending(
 /// Ends an active session as [`ending`] says, prices it to that instant and settles it, in
 /// one transaction. `false` when someone else ended it first (read the stored outcome).
 pub async fn end(
-    db: &Db,
-    deliver: bool,
+    state: &AppState,
     session: &Session,
     now: DateTime<Utc>,
     asked_by: EndedBy,
@@ -101,14 +105,16 @@ pub async fn end(
     } else {
         None
     };
-    let priced = Pricing::of(db, session).await?.price(session, ended_at)?;
+    let priced = Pricing::of(&state.cache, session)
+        .await?
+        .price(session, ended_at)?;
     let fee_minor = priced
         .fee
         .total
         .to_minor()
         .ok_or_else(|| anyhow::anyhow!("fee out of range"))?;
     // Nothing to charge is settled at once: the gateway is not asked for zero.
-    let deliver = deliver && fee_minor > 0;
+    let deliver = state.payments_url.is_some() && fee_minor > 0;
     let settlement = Settlement {
         settlement_id: Uuid::now_v7(),
         session_id: session.session_id,
@@ -143,7 +149,7 @@ pub async fn end(
         settlement,
         deliver,
     };
-    let stopped = sessions::stop(db, session.session_id, &stop, claim).await?;
+    let stopped = sessions::stop(&state.db, session.session_id, &stop, claim).await?;
     if stopped {
         tracing::info!(
             session_id = %session.session_id,

@@ -24,7 +24,6 @@ const RETENTION_EVERY: Duration = Duration::from_secs(600);
 
 /// Stops every session due at the clock's now; how many this process stopped.
 pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
-    let deliver = state.payments_url.is_some();
     let mut stopped = 0;
     loop {
         let now = state.clock.now();
@@ -34,8 +33,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
         for session in &due {
             // The ending is the session's own instant; `asked_by` only names who noticed.
             match end(
-                &state.db,
-                deliver,
+                state,
                 session,
                 now,
                 EndedBy::MaxStay,

@@ -45,27 +45,24 @@ where
         return Ok(());
     }
     let (debit, credit) = posting.event.posting(posting.driver, posting.operator_id);
-    for (account, debit_minor, credit_minor) in [
-        (debit, posting.amount_minor, 0),
-        (credit, 0, posting.amount_minor),
-    ] {
-        sqlx::query(
-            "insert into ledger_entry (ledger_entry_id, settlement_id, refund_id, event, account, \
-             currency, debit_minor, credit_minor, created_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(Uuid::now_v7())
-        .bind(posting.settlement_id)
-        .bind(posting.refund_id)
-        .bind(posting.event.as_str())
-        .bind(account.to_string())
-        .bind(posting.currency)
-        .bind(debit_minor)
-        .bind(credit_minor)
-        .bind(at)
-        .execute(&mut **tx)
-        .await?;
-    }
+    // Both legs in one statement: one round trip, and never one leg without the other.
+    sqlx::query(
+        "insert into ledger_entry (ledger_entry_id, settlement_id, refund_id, event, account, \
+         currency, debit_minor, credit_minor, created_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, 0, $8), ($9, $2, $3, $4, $10, $6, 0, $7, $8)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(posting.settlement_id)
+    .bind(posting.refund_id)
+    .bind(posting.event.as_str())
+    .bind(debit.to_string())
+    .bind(posting.currency)
+    .bind(posting.amount_minor)
+    .bind(at)
+    .bind(Uuid::now_v7())
+    .bind(credit.to_string())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

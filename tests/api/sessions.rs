@@ -506,7 +506,8 @@ pub async fn keys_of(app: &TestApp, driver: &str) -> i64 {
 /// A double (or eightfold) tap sends the same key at once: one session, and every answer
 /// is its 201. The claim and the session commit together, so a concurrent request with the
 /// key waits for that commit (PostgreSQL's unique index, SQLite's single writer) and then
-/// replays it, never seeing it half done; the same key with another body is 422 all the same.
+/// replays it, never seeing it half done; the same key with another body is 422 all the same
+/// (whichever body committed first owns the key).
 async fn concurrent_starts_with_one_key_start_once(app: TestApp) {
     let op = app.operator("Taps").await;
     let (_, spaces) = parking_lot(&app, &op, &["A-1", "A-2"]).await;
@@ -518,7 +519,14 @@ async fn concurrent_starts_with_one_key_start_once(app: TestApp) {
         async move { (i % 4 == 3, start(app, driver, "one-key", &qr).await) }
     });
     let answers = futures_join_all(taps).await;
-    let (others, same): (Vec<_>, Vec<_>) = answers.into_iter().partition(|(other, _)| *other);
+    // Whichever body commits first owns the key: its requests answer its 201, the requests
+    // with the other body 422.
+    let other_won = answers.iter().any(|(other, a)| {
+        *other && a.status == StatusCode::CREATED && a.headers.get("idempotent-replayed").is_none()
+    });
+    let (others, same): (Vec<_>, Vec<_>) = answers
+        .into_iter()
+        .partition(|(other, _)| *other != other_won);
     let first = same
         .iter()
         .map(|(_, a)| a)

@@ -29,18 +29,8 @@ pub async fn stop_session(
 ) -> Result<axum::Json<SessionView>, ApiError> {
     let driver = identity.subject;
     let session = super::own_session(&state, session_id, &driver).await?;
-    let deliver = state.payments_url.is_some();
     let now = state.clock.now();
-    sessions::end(
-        &state.db,
-        deliver,
-        &session,
-        now,
-        EndedBy::Driver,
-        None,
-        Claim::Wait,
-    )
-    .await?;
+    sessions::end(&state, &session, now, EndedBy::Driver, None, Claim::Wait).await?;
     // Whoever stopped it, the stored outcome is the answer.
     let stopped = super::own_session(&state, session_id, &driver).await?;
     Ok(axum::Json(view::one(&state, stopped).await?))

@@ -17,7 +17,7 @@ use crate::http::error::ApiError;
 use crate::sessions::{Pricing, ending};
 use crate::store::refunds::{self, Refund};
 use crate::store::sessions::{self, Session, Settlement};
-use crate::store::{lots, spaces, tariffs};
+use crate::store::spaces;
 
 /// A settlement as drivers see it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -147,34 +147,12 @@ pub(super) async fn views(
     for refund in refunds::of_sessions(db, &ids).await? {
         refunds.entry(refund.session_id).or_default().push(refund);
     }
-    let active: Vec<&Session> = sessions.iter().filter(|s| s.is_active()).collect();
     let mut pricing: HashMap<Uuid, Pricing> = HashMap::new();
-    if !active.is_empty() {
-        let tariff_ids: Vec<Uuid> = active.iter().map(|s| s.tariff_id).collect();
-        let lot_ids: Vec<Uuid> = active.iter().map(|s| s.lot_id).collect();
-        let documents: HashMap<Uuid, String> = tariffs::get_many(db, &tariff_ids)
-            .await?
-            .into_iter()
-            .map(|t| (t.tariff_id, t.document))
-            .collect();
-        let zones: HashMap<Uuid, String> = lots::get_many(db, &lot_ids)
-            .await?
-            .into_iter()
-            .map(|l| (l.lot_id, l.timezone))
-            .collect();
-        for session in &active {
-            let (Some(document), Some(zone)) = (
-                documents.get(&session.tariff_id),
-                zones.get(&session.lot_id),
-            ) else {
-                return Err(ApiError::internal(anyhow::anyhow!(
-                    "session {}'s tariff or lot is gone",
-                    session.session_id
-                )));
-            };
-            let priced = Pricing::new(document, zone).map_err(ApiError::internal)?;
-            pricing.insert(session.session_id, priced);
-        }
+    for session in sessions.iter().filter(|s| s.is_active()) {
+        let priced = Pricing::of(&state.cache, session)
+            .await
+            .map_err(ApiError::internal)?;
+        pricing.insert(session.session_id, priced);
     }
     let now = state.clock.now();
     sessions

@@ -208,11 +208,9 @@ pub async fn stop_session(
         .ok_or_else(|| ApiError::not_found("session"))?;
     text::check_note(&body.reason, 500)
         .map_err(|e| ApiError::validation(vec![FieldError::new("$.reason", e.to_string())]))?;
-    let deliver = state.payments_url.is_some();
     let now = state.clock.now();
     crate::sessions::end(
-        &state.db,
-        deliver,
+        &state,
         &session,
         now,
         EndedBy::Operator,
