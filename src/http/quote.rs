@@ -87,18 +87,30 @@ pub async fn quote(
     IdPath(lot_id): IdPath,
     Json(body): Json<QuoteRequest>,
 ) -> Result<axum::Json<PricedFee>, ApiError> {
-    let lot = lots::get_public(&state.db, lot_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("lot"))?;
+    let now = state.clock.now();
+    // A public read: the replica while it is fresh; a lot or tariff it does not hold yet
+    // may be new, and is asked of the primary.
+    let (lot, stored) = state
+        .reads
+        .read(
+            |db| async move {
+                let Some(lot) = lots::get_public(&db, lot_id).await? else {
+                    return Ok((None, None));
+                };
+                let tariff = tariffs::in_force(&db, lot_id, now).await?;
+                Ok((Some(lot), tariff))
+            },
+            |(lot, tariff)| lot.is_none() || tariff.is_none(),
+        )
+        .await?;
+    let lot = lot.ok_or_else(|| ApiError::not_found("lot"))?;
     check_interval(body.start, body.end)?;
-    let stored = tariffs::in_force(&state.db, lot_id, state.clock.now())
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::NoTariff,
-                "this lot has no tariff yet, so nothing can be priced",
-            )
-        })?;
+    let stored = stored.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::NoTariff,
+            "this lot has no tariff yet, so nothing can be priced",
+        )
+    })?;
     let tariff = Tariff::from_json_str(&stored.document).map_err(|e| {
         ApiError::internal(anyhow::anyhow!(
             "stored tariff {} is invalid: {e}",

@@ -11,10 +11,13 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::domain::qr_token::QrClaims;
 use crate::domain::space::SpaceStatus;
 use crate::http::error::{ApiError, ProblemBody};
-use crate::qr::resolve::{Genuine, resolve};
+use crate::qr::resolve::{Genuine, Refusal, lag_could_explain, look_up, verify};
 use crate::store::tariffs;
+use crate::store::tariffs::TariffVersion;
+use crate::store::{Db, StoreResult};
 
 /// The scan routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -83,6 +86,30 @@ pub struct ScanResult {
     pub kid: String,
 }
 
+/// What a scan reads of a verified code: its space and lot, if it is current, and the lot's
+/// tariff in force.
+pub(crate) async fn read_scanned(
+    db: &Db,
+    claims: &QrClaims,
+    token: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Result<(Genuine, Option<TariffVersion>), Refusal>> {
+    let genuine = match look_up(db, claims, token).await? {
+        Ok(genuine) => genuine,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let tariff = tariffs::in_force(db, genuine.lot.lot_id, now).await?;
+    Ok(Ok((genuine, tariff)))
+}
+
+/// Whether a replica's [`read_scanned`] may only mean that it lags: a refusal lag could
+/// explain, or a lot without a tariff (its first may have just been published).
+pub(crate) fn lag_could_explain_scan(
+    found: &Result<(Genuine, Option<TariffVersion>), Refusal>,
+) -> bool {
+    lag_could_explain(found) || matches!(found, Ok((_, None)))
+}
+
 /// Verifies a scanned token (signature, key, algorithm, code version) and answers what it
 /// names: the lot, the space and the tariff in force.
 #[utoipa::path(
@@ -98,10 +125,18 @@ pub async fn scan(
     State(state): State<AppState>,
     Path(token): Path<String>,
 ) -> Result<axum::Json<ScanResult>, ApiError> {
-    let Genuine { space, lot, kid } =
-        resolve(&state.keys, &state.db, &token, state.clock.now()).await??;
-    let tariff = tariffs::in_force(&state.db, lot.lot_id, state.clock.now())
-        .await?
+    let now = state.clock.now();
+    let claims = &verify(&state.keys, &token, now).await??;
+    let token = token.as_str();
+    // A public read: the replica while it is fresh (docs/operations.md, "Read replica").
+    let (Genuine { space, lot, kid }, stored) = state
+        .reads
+        .read(
+            |db| async move { read_scanned(&db, claims, token, now).await },
+            lag_could_explain_scan,
+        )
+        .await??;
+    let tariff = stored
         .map(|t| -> Result<ScanTariff, ApiError> {
             Ok(ScanTariff {
                 version: t.version,

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::qr_token::QrClaims;
 use crate::qr::keyring::KeyRing;
 use crate::store::lots::{self, Lot};
 use crate::store::spaces::{self, Space};
@@ -37,14 +38,33 @@ pub async fn resolve(
     token: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Result<Genuine, Refusal>> {
-    let claims = match keys.verify(token, now).await? {
-        Ok(claims) => claims,
-        Err(reason) => {
-            // The reason goes to the log, not to whoever is probing with forged codes.
-            tracing::info!(%reason, "refused a QR token");
-            return Ok(Err(Refusal::Forged));
-        }
-    };
+    match verify(keys, token, now).await? {
+        Ok(claims) => look_up(db, &claims, token).await,
+        Err(refusal) => Ok(Err(refusal)),
+    }
+}
+
+/// The first half of [`resolve`], without the database: the token's signature, key and
+/// claims.
+pub async fn verify(
+    keys: &KeyRing,
+    token: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Result<QrClaims, Refusal>> {
+    Ok(keys.verify(token, now).await?.map_err(|reason| {
+        // The reason goes to the log, not to whoever is probing with forged codes.
+        tracing::info!(%reason, "refused a QR token");
+        Refusal::Forged
+    }))
+}
+
+/// The second half of [`resolve`]: the space and lot the verified `claims` name, if the
+/// code's version is the space's current one.
+pub async fn look_up(
+    db: &Db,
+    claims: &QrClaims,
+    token: &str,
+) -> StoreResult<Result<Genuine, Refusal>> {
     let Some(space) = spaces::get_public(db, claims.space_id).await? else {
         return Ok(Err(Refusal::NoSpace));
     };
@@ -64,6 +84,13 @@ pub async fn resolve(
         .and_then(|h| h.kid)
         .unwrap_or_default();
     Ok(Ok(Genuine { space, lot, kid }))
+}
+
+/// Whether a replica's answer to [`look_up`] may only mean that the replica lags: a code
+/// newer than the space it read (just rotated), or a space or lot it does not hold yet (just
+/// made). A revoked code stays revoked: the primary can only hold a newer version still.
+pub fn lag_could_explain<T>(found: &Result<T, Refusal>) -> bool {
+    matches!(found, Err(Refusal::Forged | Refusal::NoSpace))
 }
 
 /// The token of a scanned code, whether the caller sent the token or the whole `/q/` URL.

@@ -23,6 +23,7 @@ mod pages;
 mod privacy;
 mod processes;
 mod qr;
+mod replica;
 mod sessions;
 mod spaces;
 mod tariffs;

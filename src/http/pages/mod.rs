@@ -20,8 +20,9 @@ use crate::AppState;
 use crate::domain::space::SpaceStatus;
 use crate::domain::tariff::Tariff;
 use crate::domain::timezone::TimeZone;
-use crate::qr::resolve::{Genuine, Refusal, resolve};
-use crate::store::{sessions, tariffs};
+use crate::http::scan::{lag_could_explain_scan, read_scanned};
+use crate::qr::resolve::{Genuine, Refusal, verify};
+use crate::store::sessions;
 
 pub mod i18n;
 pub mod receipt;
@@ -302,14 +303,36 @@ pub(super) fn html(status: StatusCode, body: String, remember: Option<Lang>) -> 
 
 /// Resolves the token as `GET /v1/scan/{token}` does, and gathers what the page shows.
 async fn scan(state: &AppState, token: &str) -> anyhow::Result<Result<Box<PageData>, Refusal>> {
-    let Genuine { space, lot, kid } =
-        match resolve(&state.keys, &state.db, token, state.clock.now()).await? {
-            Ok(genuine) => genuine,
-            Err(refusal) => return Ok(Err(refusal)),
-        };
     let now = state.clock.now();
+    let claims = match verify(&state.keys, token, now).await? {
+        Ok(claims) => claims,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let claims = &claims;
+    // A public read: the replica while it is fresh (docs/operations.md, "Read replica");
+    // whether the space is taken may lag by that much, a start checks on the primary.
+    let (found, occupied) = state
+        .reads
+        .read(
+            |db| async move {
+                let found = read_scanned(&db, claims, token, now).await?;
+                let occupied = match &found {
+                    Ok((genuine, _)) if genuine.space.status == SpaceStatus::Active => {
+                        sessions::space_occupied(&db, genuine.space.space_id).await?
+                    }
+                    _ => false,
+                };
+                Ok((found, occupied))
+            },
+            |(found, _)| lag_could_explain_scan(found),
+        )
+        .await?;
+    let (Genuine { space, lot, kid }, stored) = match found {
+        Ok(found) => found,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
     let tariff =
-        match tariffs::in_force(&state.db, lot.lot_id, now).await? {
+        match stored {
             Some(stored) => Some(Tariff::from_json_str(&stored.document).map_err(|e| {
                 anyhow::anyhow!("stored tariff {} is invalid: {e}", stored.tariff_id)
             })?),
@@ -317,7 +340,7 @@ async fn scan(state: &AppState, token: &str) -> anyhow::Result<Result<Box<PageDa
         };
     let availability = if space.status != SpaceStatus::Active {
         Availability::OutOfService
-    } else if sessions::space_occupied(&state.db, space.space_id).await? {
+    } else if occupied {
         Availability::Occupied
     } else {
         Availability::Free
