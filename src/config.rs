@@ -79,6 +79,10 @@ pub struct Config {
     pub database_acquire_timeout_ms: u64,
     /// Longest lifetime (`exp` minus `iat`) of a city identity token accepted, in seconds.
     pub city_max_token_lifetime_secs: u64,
+    /// How often each `qrpark serve` seals pending audit events into the chain, in
+    /// milliseconds: the chain's maximum merge delay is this plus one batch's sealing
+    /// (docs/audit.md, "Sealing").
+    pub audit_seal_interval_ms: u64,
 }
 
 /// How log lines are written.
@@ -118,6 +122,7 @@ impl Default for Config {
             request_timeout_secs: 30,
             database_acquire_timeout_ms: 5000,
             city_max_token_lifetime_secs: 24 * 3600,
+            audit_seal_interval_ms: 200,
         }
     }
 }
@@ -203,6 +208,7 @@ const ENV_KEYS: &[&str] = &[
     "request_timeout_secs",
     "database_acquire_timeout_ms",
     "city_max_token_lifetime_secs",
+    "audit_seal_interval_ms",
 ];
 
 impl Config {
@@ -281,6 +287,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 setting: "city_payments_timeout_ms",
                 reason: "must be 100 to 60000 milliseconds".into(),
+            });
+        }
+        if !(10..=60_000).contains(&self.audit_seal_interval_ms) {
+            return Err(ConfigError::Invalid {
+                setting: "audit_seal_interval_ms",
+                reason: "must be 10 to 60000 milliseconds: the audit chain's delay bound".into(),
             });
         }
         if self.max_unpaid_sessions > 1000 {
@@ -463,6 +475,7 @@ impl fmt::Debug for Config {
                 "city_max_token_lifetime_secs",
                 &self.city_max_token_lifetime_secs,
             )
+            .field("audit_seal_interval_ms", &self.audit_seal_interval_ms)
             .finish()
     }
 }

@@ -52,6 +52,9 @@ pub struct AppState {
     pub pseudonym_key: Arc<[u8; 32]>,
     /// Sign-in attempts to the operator console, per client address.
     pub sign_in_limiter: Arc<http::console::limiter::SignInLimiter>,
+    /// Spaces, lots and tariffs as the public reads and starts see them, kept per process
+    /// and invalidated across processes within a second (`store::cache`).
+    pub cache: Arc<store::cache::PublicCache>,
 }
 
 impl AppState {

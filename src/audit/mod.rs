@@ -2,4 +2,5 @@
 //! checkpoint, verified offline.
 
 pub mod export;
+pub mod sealer;
 pub mod verify;

@@ -77,6 +77,8 @@ pub async fn export(config: Config, args: ExportArgs) -> anyhow::Result<()> {
         operator: args.operator,
         lot: args.lot,
     };
+    // Exports hold sealed sessions only: seal what is pending first (docs/audit.md).
+    crate::store::audit::seal_pending(&state.db).await?;
     // The read replica, when one is configured and catches up with the primary within a
     // bound; else the primary (docs/operations.md, "Read replica").
     let db = state.reads.caught_up().await;

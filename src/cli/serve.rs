@@ -120,7 +120,6 @@ pub async fn state(config: Config, db: Db) -> anyhow::Result<AppState> {
         reads,
         plate_key: Arc::new(plate_key),
         pseudonym_key: Arc::new(pseudonym_key),
-        db,
         clock: Arc::new(SystemClock),
         metrics: Metrics::global(),
         keys: Arc::new(keys),
@@ -130,6 +129,8 @@ pub async fn state(config: Config, db: Db) -> anyhow::Result<AppState> {
         limits: Arc::new(crate::http::limits::Limits::from_config(&config)),
         config: Arc::new(config),
         sign_in_limiter: Arc::default(),
+        cache: Arc::new(crate::store::cache::PublicCache::new(db.clone())),
+        db,
     })
 }
 
@@ -149,10 +150,14 @@ pub async fn serve(
         crate::settlement::outbox::spawn(state.clone(), std::time::Duration::from_secs(1));
     }
     crate::sessions::scheduler::spawn(state.clone());
+    let sealer = crate::audit::sealer::spawn(state.clone());
     ready(addr);
     let (db, reads) = (state.db.clone(), state.reads.clone());
     let limits = ServerLimits::from_config(&state.config);
     crate::http::server::serve(listener, app(state), limits, shutdown_signal()).await;
+    // The requests in flight have finished: their audit events are sealed before the pool
+    // closes.
+    sealer.stop().await;
     reads.close().await;
     db.close().await;
     tracing::info!("qrpark stopped");

@@ -293,6 +293,74 @@ impl Event {
     }
 }
 
+/// The chain's head: the last sealed event's number and hash (0 and [`GENESIS`] before the
+/// first), and the latest instant the chain has shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub seq: i64,
+    pub hash: [u8; 32],
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// An event a change wrote, waiting to be sealed into the chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    /// Its place in the order events were written (`audit_pending.id`).
+    pub id: i64,
+    /// When the change happened, by the clock of the process that made it.
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub entity_id: String,
+    pub payload: Value,
+}
+
+/// A pending event linked into the chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sealed {
+    pub pending_id: i64,
+    pub event: Event,
+    pub prev_hash: [u8; 32],
+    pub hash: [u8; 32],
+}
+
+/// Links `pending`, in the order given (the order the events were written), after `head`:
+/// each takes the next number and a hash over the previous one, and its instant is never
+/// earlier than the one before it, whatever the writers' clocks said. Returns the sealed
+/// events and the new head (`head` itself for an empty batch).
+pub fn seal(head: &Head, pending: Vec<Pending>) -> (Vec<Sealed>, Head) {
+    let mut next = head.clone();
+    let sealed = pending
+        .into_iter()
+        .map(|p| {
+            let at = match next.at {
+                Some(latest) if latest > p.at => latest,
+                _ => p.at,
+            };
+            let event = Event {
+                seq: next.seq + 1,
+                at,
+                kind: p.kind,
+                entity_id: p.entity_id,
+                payload: p.payload,
+            };
+            let prev_hash = next.hash;
+            let hash = event.hash(&prev_hash);
+            next = Head {
+                seq: event.seq,
+                hash,
+                at: Some(at),
+            };
+            Sealed {
+                pending_id: p.id,
+                event,
+                prev_hash,
+                hash,
+            }
+        })
+        .collect();
+    (sealed, next)
+}
+
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);
@@ -371,6 +439,113 @@ mod tests {
             parse_hash(&hex(&event.hash(&GENESIS))),
             Some(event.hash(&GENESIS))
         );
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn pending(id: i64, when: &str) -> Pending {
+        Pending {
+            id,
+            at: at(when),
+            kind: "session.started".into(),
+            entity_id: format!("s{id}"),
+            payload: json!({"n": id, "plate_hmac": null}),
+        }
+    }
+
+    const GENESIS_HEAD: Head = Head {
+        seq: 0,
+        hash: GENESIS,
+        at: None,
+    };
+
+    #[test]
+    fn a_sealed_batch_links_every_event_to_the_one_before() {
+        let batch = vec![
+            pending(3, "2026-09-29T02:00:00Z"),
+            pending(7, "2026-09-29T02:00:01Z"),
+            pending(8, "2026-09-29T02:00:02Z"),
+        ];
+        let (sealed, head) = seal(&GENESIS_HEAD, batch.clone());
+        // Numbers follow on from the head whatever the pending ids, in the order given.
+        assert_eq!(
+            sealed
+                .iter()
+                .map(|s| (s.pending_id, s.event.seq))
+                .collect::<Vec<_>>(),
+            vec![(3, 1), (7, 2), (8, 3)]
+        );
+        let mut prev = GENESIS;
+        for (s, p) in sealed.iter().zip(&batch) {
+            assert_eq!(s.prev_hash, prev);
+            assert_eq!(
+                s.hash,
+                s.event.hash(&prev),
+                "the hash an auditor recomputes"
+            );
+            assert_eq!(
+                (&s.event.kind, &s.event.payload, s.event.at),
+                (&p.kind, &p.payload, p.at)
+            );
+            prev = s.hash;
+        }
+        assert_eq!(
+            head,
+            Head {
+                seq: 3,
+                hash: prev,
+                at: Some(at("2026-09-29T02:00:02Z"))
+            }
+        );
+    }
+
+    #[test]
+    fn sealing_in_batches_makes_the_chain_one_batch_makes() {
+        let events: Vec<Pending> = (1..=10)
+            .map(|i| pending(i * 2, &format!("2026-09-29T02:00:{i:02}Z")))
+            .collect();
+        let (whole, whole_head) = seal(&GENESIS_HEAD, events.clone());
+        let (first, middle) = seal(&GENESIS_HEAD, events[..4].to_vec());
+        let (rest, head) = seal(&middle, events[4..].to_vec());
+        assert_eq!([first, rest].concat(), whole);
+        assert_eq!(head, whole_head);
+        // An empty batch leaves the head as it was.
+        let (none, same) = seal(&head, Vec::new());
+        assert!(none.is_empty());
+        assert_eq!(same, head);
+    }
+
+    #[test]
+    fn the_chain_clock_never_runs_backwards() {
+        // The head already shows 02:00:05; the batch was written by processes whose clocks
+        // disagree.
+        let head = Head {
+            seq: 41,
+            hash: [7; 32],
+            at: Some(at("2026-09-29T02:00:05Z")),
+        };
+        let batch = vec![
+            pending(1, "2026-09-29T02:00:03Z"),
+            pending(2, "2026-09-29T02:00:09Z"),
+            pending(3, "2026-09-29T02:00:08Z"),
+        ];
+        let (sealed, head) = seal(&head, batch);
+        let ats: Vec<_> = sealed.iter().map(|s| s.event.at).collect();
+        assert_eq!(
+            ats,
+            vec![
+                at("2026-09-29T02:00:05Z"),
+                at("2026-09-29T02:00:09Z"),
+                at("2026-09-29T02:00:09Z")
+            ]
+        );
+        assert_eq!(sealed[0].prev_hash, [7; 32]);
+        assert_eq!(sealed[0].event.seq, 42);
+        assert_eq!(head.at, Some(at("2026-09-29T02:00:09Z")));
     }
 
     #[test]

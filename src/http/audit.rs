@@ -97,6 +97,13 @@ impl ExportQuery {
     }
 }
 
+/// Exports and summaries hold sealed sessions only (docs/audit.md, "Sealing"): whatever
+/// was committed before the request is sealed first, so that the answer holds it at once.
+async fn seal_pending(state: &AppState) -> Result<(), ApiError> {
+    crate::store::audit::seal_pending(&state.db).await?;
+    Ok(())
+}
+
 /// Streams every stopped session of the range, chained record by record, in the order of
 /// the audit chain; the same range exported twice is byte-identical.
 #[utoipa::path(
@@ -116,6 +123,7 @@ pub async fn sessions(
     Query(query): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
     let (range, format) = query.range(state.clock.now())?;
+    seal_pending(&state).await?;
     let key = state
         .keys
         .signing_key(KeyPurpose::Checkpoint, state.clock.now())
@@ -182,6 +190,7 @@ pub async fn checkpoint(
     Query(query): Query<ExportQuery>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let (range, format) = query.range(state.clock.now())?;
+    seal_pending(&state).await?;
     let key = state
         .keys
         .signing_key(KeyPurpose::Checkpoint, state.clock.now())
@@ -249,6 +258,7 @@ pub async fn summary(
     Query(query): Query<ExportQuery>,
 ) -> Result<axum::Json<Summary>, ApiError> {
     let (range, _) = query.range(state.clock.now())?;
+    seal_pending(&state).await?;
     let range = &range;
     let totals = state
         .reads

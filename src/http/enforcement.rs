@@ -19,7 +19,7 @@ use crate::domain::session::{EndedBy, PaidStatus};
 use crate::domain::text;
 use crate::http::error::{ApiError, ErrorCode, FieldError, ProblemBody};
 use crate::http::extract::{IdPath, Json, Query, Warden, WardenOrAuditor, storable_instants};
-use crate::qr::resolve::{resolve, token_of};
+use crate::qr::resolve::{Lookup, resolve, token_of};
 use crate::sessions::ending;
 use crate::store::sessions::Session;
 use crate::store::vehicles::{self, SpaceOnStreet, Violation};
@@ -149,8 +149,13 @@ async fn named_space(
 ) -> Result<Uuid, ApiError> {
     match (qr, space_id) {
         (Some(qr), None) => {
-            let genuine =
-                resolve(&state.keys, &state.db, token_of(qr), state.clock.now()).await??;
+            let genuine = resolve(
+                &state.keys,
+                Lookup::Fresh(&state.db),
+                token_of(qr),
+                state.clock.now(),
+            )
+            .await??;
             Ok(genuine.space.space_id)
         }
         (None, Some(id)) => Ok(id),

@@ -20,7 +20,13 @@ pub async fn claim(
     hash: &[u8; 32],
     now: DateTime<Utc>,
 ) -> Result<Option<Response>, ApiError> {
-    match idempotency::begin(db, owner, key.as_str(), hash, now).await? {
+    decided(idempotency::begin(db, owner, key.as_str(), hash, now).await?)
+}
+
+/// How a key's state decides the answer: `Ok(None)` to go ahead, `Ok(Some(answer))` to answer
+/// an earlier request's answer again, or the 409/422 problem.
+pub fn decided(begun: Begin) -> Result<Option<Response>, ApiError> {
+    match begun {
         Begin::Proceed => Ok(None),
         Begin::Replay { status, body } => Ok(Some(replay(status, body))),
         Begin::Mismatch => Err(ApiError::new(

@@ -8,11 +8,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::domain::tariff::{self, PriceError, Tariff};
+use crate::domain::tariff::{self, PriceError};
 use crate::domain::timezone::TimeZone;
 use crate::http::error::{ApiError, ErrorCode, FieldError, ProblemBody};
 use crate::http::extract::{IdPath, Json};
-use crate::store::{lots, tariffs};
 
 /// Longest interval a quote prices: a month. Longer questions are not parking questions,
 /// and the bound keeps a public endpoint's cost small.
@@ -87,41 +86,28 @@ pub async fn quote(
     IdPath(lot_id): IdPath,
     Json(body): Json<QuoteRequest>,
 ) -> Result<axum::Json<PricedFee>, ApiError> {
-    let now = state.clock.now();
-    // A public read: the replica while it is fresh; a lot or tariff it does not hold yet
-    // may be new, and is asked of the primary.
-    let (lot, stored) = state
-        .reads
-        .read(
-            |db| async move {
-                let Some(lot) = lots::get_public(&db, lot_id).await? else {
-                    return Ok((None, None));
-                };
-                let tariff = tariffs::in_force(&db, lot_id, now).await?;
-                Ok((Some(lot), tariff))
-            },
-            |(lot, tariff)| lot.is_none() || tariff.is_none(),
-        )
-        .await?;
-    let lot = lot.ok_or_else(|| ApiError::not_found("lot"))?;
+    let lot = state
+        .cache
+        .lot(lot_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("lot"))?;
     check_interval(body.start, body.end)?;
-    let stored = stored.ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::NoTariff,
-            "this lot has no tariff yet, so nothing can be priced",
-        )
-    })?;
-    let tariff = Tariff::from_json_str(&stored.document).map_err(|e| {
-        ApiError::internal(anyhow::anyhow!(
-            "stored tariff {} is invalid: {e}",
-            stored.tariff_id
-        ))
-    })?;
+    let in_force = state
+        .cache
+        .tariff_in_force(lot_id, state.clock.now())
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NoTariff,
+                "this lot has no tariff yet, so nothing can be priced",
+            )
+        })?;
     let timezone = TimeZone::parse(&lot.timezone).map_err(ApiError::internal)?;
-    let fee = tariff::price(&tariff, timezone.tz(), body.start, body.end).map_err(price_error)?;
+    let fee = tariff::price(&in_force.tariff, timezone.tz(), body.start, body.end)
+        .map_err(price_error)?;
     Ok(axum::Json(PricedFee {
         fee,
-        tariff_version: stored.version,
+        tariff_version: in_force.stored.version,
     }))
 }
 

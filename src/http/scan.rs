@@ -3,6 +3,8 @@
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -11,13 +13,10 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::domain::qr_token::QrClaims;
 use crate::domain::space::SpaceStatus;
 use crate::http::error::{ApiError, ProblemBody};
-use crate::qr::resolve::{Genuine, Refusal, lag_could_explain, look_up, verify};
-use crate::store::tariffs;
-use crate::store::tariffs::TariffVersion;
-use crate::store::{Db, StoreResult};
+use crate::qr::resolve::{Genuine, Lookup, resolve};
+use crate::store::cache::CachedTariff;
 
 /// The scan routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -72,7 +71,13 @@ pub struct ScanTariff {
     pub effective_from: DateTime<Utc>,
     /// The tariff document (docs/tariffs.md).
     #[schema(value_type = Object)]
-    pub tariff: serde_json::Value,
+    #[serde(serialize_with = "document")]
+    pub tariff: Arc<CachedTariff>,
+}
+
+/// A cached version's document, as published: parsed once per process, not per scan.
+fn document<S: serde::Serializer>(tariff: &Arc<CachedTariff>, out: S) -> Result<S::Ok, S::Error> {
+    tariff.document.serialize(out)
 }
 
 /// What a genuine code names.
@@ -84,30 +89,6 @@ pub struct ScanResult {
     pub tariff: Option<ScanTariff>,
     /// The key that signed the code, as named in `/.well-known/jwks.json`.
     pub kid: String,
-}
-
-/// What a scan reads of a verified code: its space and lot, if it is current, and the lot's
-/// tariff in force.
-pub(crate) async fn read_scanned(
-    db: &Db,
-    claims: &QrClaims,
-    token: &str,
-    now: DateTime<Utc>,
-) -> StoreResult<Result<(Genuine, Option<TariffVersion>), Refusal>> {
-    let genuine = match look_up(db, claims, token).await? {
-        Ok(genuine) => genuine,
-        Err(refusal) => return Ok(Err(refusal)),
-    };
-    let tariff = tariffs::in_force(db, genuine.lot.lot_id, now).await?;
-    Ok(Ok((genuine, tariff)))
-}
-
-/// Whether a replica's [`read_scanned`] may only mean that it lags: a refusal lag could
-/// explain, or a lot without a tariff (its first may have just been published).
-pub(crate) fn lag_could_explain_scan(
-    found: &Result<(Genuine, Option<TariffVersion>), Refusal>,
-) -> bool {
-    lag_could_explain(found) || matches!(found, Ok((_, None)))
 }
 
 /// Verifies a scanned token (signature, key, algorithm, code version) and answers what it
@@ -126,37 +107,29 @@ pub async fn scan(
     Path(token): Path<String>,
 ) -> Result<axum::Json<ScanResult>, ApiError> {
     let now = state.clock.now();
-    let claims = &verify(&state.keys, &token, now).await??;
-    let token = token.as_str();
-    // A public read: the replica while it is fresh (docs/operations.md, "Read replica").
-    let (Genuine { space, lot, kid }, stored) = state
-        .reads
-        .read(
-            |db| async move { read_scanned(&db, claims, token, now).await },
-            lag_could_explain_scan,
-        )
-        .await??;
-    let tariff = stored
-        .map(|t| -> Result<ScanTariff, ApiError> {
-            Ok(ScanTariff {
-                version: t.version,
-                effective_from: t.effective_from,
-                tariff: serde_json::from_str(&t.document).map_err(ApiError::internal)?,
-            })
-        })
-        .transpose()?;
+    let Genuine { space, lot, kid } =
+        resolve(&state.keys, Lookup::Cached(&state.cache), &token, now).await??;
+    let tariff = state
+        .cache
+        .tariff_in_force(lot.lot_id, now)
+        .await?
+        .map(|t| ScanTariff {
+            version: t.stored.version,
+            effective_from: t.stored.effective_from,
+            tariff: t,
+        });
     let status = space.status;
     Ok(axum::Json(ScanResult {
         lot: ScanLot {
             id: lot.lot_id,
-            name: lot.name,
-            address: lot.address,
-            timezone: lot.timezone,
-            currency: lot.currency,
+            name: lot.name.clone(),
+            address: lot.address.clone(),
+            timezone: lot.timezone.clone(),
+            currency: lot.currency.clone(),
         },
         space: ScanSpace {
             id: space.space_id,
-            code: space.code,
+            code: space.code.clone(),
             status,
             available: status == SpaceStatus::Active,
             qr_version: space.qr_version,

@@ -2,10 +2,12 @@
 //! the code's version with the space's current one. The scan API, the start of a session
 //! and the phone page all ask here, and map the answer the same way.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
-use crate::domain::qr_token::QrClaims;
 use crate::qr::keyring::KeyRing;
+use crate::store::cache::PublicCache;
 use crate::store::lots::{self, Lot};
 use crate::store::spaces::{self, Space};
 use crate::store::{Db, StoreResult};
@@ -13,8 +15,8 @@ use crate::store::{Db, StoreResult};
 /// A genuine, current code: the space and lot it names and the key that signed it.
 #[derive(Debug, Clone)]
 pub struct Genuine {
-    pub space: Space,
-    pub lot: Lot,
+    pub space: Arc<Space>,
+    pub lot: Arc<Lot>,
     /// The `kid` of the signing key, as named in `/.well-known/jwks.json`.
     pub kid: String,
 }
@@ -30,42 +32,49 @@ pub enum Refusal {
     NoSpace,
 }
 
+/// Where the space and lot of a code are read.
+#[derive(Clone, Copy)]
+pub enum Lookup<'a> {
+    /// The database itself: what a warden's check must see.
+    Fresh(&'a Db),
+    /// The process's cache, which sees every change within a second (`store::cache`): the
+    /// public reads and the start, whose write checks the space again.
+    Cached(&'a PublicCache),
+}
+
+impl Lookup<'_> {
+    async fn space(self, space_id: uuid::Uuid) -> StoreResult<Option<Arc<Space>>> {
+        match self {
+            Self::Fresh(db) => Ok(spaces::get_public(db, space_id).await?.map(Arc::new)),
+            Self::Cached(cache) => cache.space(space_id).await,
+        }
+    }
+
+    async fn lot(self, lot_id: uuid::Uuid) -> StoreResult<Option<Arc<Lot>>> {
+        match self {
+            Self::Fresh(db) => Ok(lots::get_public(db, lot_id).await?.map(Arc::new)),
+            Self::Cached(cache) => cache.lot(lot_id).await,
+        }
+    }
+}
+
 /// Resolves a scanned token (the token, not the URL). Whether the space is in service is
 /// the caller's question: a scan shows an out-of-service space, a start refuses it.
 pub async fn resolve(
     keys: &KeyRing,
-    db: &Db,
+    lookup: Lookup<'_>,
     token: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Result<Genuine, Refusal>> {
-    match verify(keys, token, now).await? {
-        Ok(claims) => look_up(db, &claims, token).await,
-        Err(refusal) => Ok(Err(refusal)),
-    }
-}
-
-/// The first half of [`resolve`], without the database: the token's signature, key and
-/// claims.
-pub async fn verify(
-    keys: &KeyRing,
-    token: &str,
-    now: DateTime<Utc>,
-) -> StoreResult<Result<QrClaims, Refusal>> {
-    Ok(keys.verify(token, now).await?.map_err(|reason| {
-        // The reason goes to the log, not to whoever is probing with forged codes.
-        tracing::info!(%reason, "refused a QR token");
-        Refusal::Forged
-    }))
-}
-
-/// The second half of [`resolve`]: the space and lot the verified `claims` name, if the
-/// code's version is the space's current one.
-pub async fn look_up(
-    db: &Db,
-    claims: &QrClaims,
-    token: &str,
-) -> StoreResult<Result<Genuine, Refusal>> {
-    let Some(space) = spaces::get_public(db, claims.space_id).await? else {
+    let claims = match keys.verify(token, now).await? {
+        Ok(claims) => claims,
+        Err(reason) => {
+            // The reason goes to the log, not to whoever is probing with forged codes.
+            tracing::info!(%reason, "refused a QR token");
+            return Ok(Err(Refusal::Forged));
+        }
+    };
+    let Some(space) = lookup.space(claims.space_id).await? else {
         return Ok(Err(Refusal::NoSpace));
     };
     let version = i64::from(claims.version);
@@ -76,7 +85,7 @@ pub async fn look_up(
     if version > current {
         return Ok(Err(Refusal::Forged));
     }
-    let Some(lot) = lots::get_public(db, space.lot_id).await? else {
+    let Some(lot) = lookup.lot(space.lot_id).await? else {
         return Ok(Err(Refusal::NoSpace));
     };
     let kid = jsonwebtoken::decode_header(token)
@@ -84,13 +93,6 @@ pub async fn look_up(
         .and_then(|h| h.kid)
         .unwrap_or_default();
     Ok(Ok(Genuine { space, lot, kid }))
-}
-
-/// Whether a replica's answer to [`look_up`] may only mean that the replica lags: a code
-/// newer than the space it read (just rotated), or a space or lot it does not hold yet (just
-/// made). A revoked code stays revoked: the primary can only hold a newer version still.
-pub fn lag_could_explain<T>(found: &Result<T, Refusal>) -> bool {
-    matches!(found, Err(Refusal::Forged | Refusal::NoSpace))
 }
 
 /// The token of a scanned code, whether the caller sent the token or the whole `/q/` URL.

@@ -51,8 +51,25 @@ impl std::str::FromStr for KeyState {
     }
 }
 
+/// One use of a key: whose, which, the request's fingerprint and when.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyUse<'a> {
+    pub driver: &'a str,
+    pub key: &'a str,
+    pub request_hash: &'a [u8; 32],
+    pub now: DateTime<Utc>,
+}
+
+/// An answer remembered under a key: its HTTP status and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+/// A key as stored.
 #[derive(sqlx::FromRow)]
-struct Row {
+pub(crate) struct Row {
     request_hash: Vec<u8>,
     status: KeyState,
     response_status: Option<i32>,
@@ -61,7 +78,111 @@ struct Row {
     expires_at: DateTime<Utc>,
 }
 
-/// Claims `key` for this request, or says how an earlier use of it decides the answer.
+const SELECT: &str = "select request_hash, status, response_status, response_body, created_at, \
+                      expires_at from idempotency_key where driver = $1 and key = $2";
+
+impl Row {
+    /// How this stored key decides the answer to `used`; `None` when it is past its 24
+    /// hours, or a claim abandoned by a process that died: it may be taken over.
+    fn decide(self, used: KeyUse<'_>) -> Option<Begin> {
+        let stale = self.expires_at <= used.now
+            || (self.status == KeyState::InFlight && used.now - self.created_at > ABANDONED_AFTER);
+        if stale {
+            return None;
+        }
+        if self.request_hash != used.request_hash[..] {
+            return Some(Begin::Mismatch);
+        }
+        Some(
+            match (self.status, self.response_status, self.response_body) {
+                (KeyState::Done, Some(status), Some(body)) => Begin::Replay {
+                    status: u16::try_from(status).unwrap_or(500),
+                    body,
+                },
+                _ => Begin::InFlight,
+            },
+        )
+    }
+}
+
+/// Claims the key within `tx`: `Proceed` when this transaction now holds it (with `answer`
+/// already remembered, or `in_flight` without one), otherwise how its earlier use decides.
+///
+/// Nothing is visible to others before `tx` commits: a concurrent use of the same key
+/// waits for that commit at the insert (PostgreSQL's unique index; SQLite's single writer)
+/// and then finds the answer, or takes the key if `tx` rolled back. A key claimed and
+/// answered in one transaction is therefore never seen in flight.
+pub(crate) async fn claim_in<DB>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    used: KeyUse<'_>,
+    answer: Option<&Answer>,
+) -> Result<Begin, sqlx::Error>
+where
+    DB: sqlx::Database,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::QueryResult: super::RowsAffected,
+    for<'r> Row: sqlx::FromRow<'r, DB::Row>,
+    for<'q> Option<i32>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> DateTime<Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let state = if answer.is_some() {
+        KeyState::Done
+    } else {
+        KeyState::InFlight
+    };
+    // Two rounds at most: the second after clearing an expired or abandoned claim.
+    for _ in 0..2 {
+        let inserted = sqlx::query(
+            "insert into idempotency_key (driver, key, request_hash, status, response_status, \
+             response_body, created_at, expires_at) values ($1, $2, $3, $4, $5, $6, $7, $8) \
+             on conflict do nothing",
+        )
+        .bind(used.driver)
+        .bind(used.key)
+        .bind(&used.request_hash[..])
+        .bind(state.as_str())
+        .bind(answer.map(|a| i32::from(a.status)))
+        .bind(answer.map(|a| a.body.as_str()))
+        .bind(used.now)
+        .bind(used.now + KEEP_FOR)
+        .execute(&mut **tx)
+        .await
+        .map(|done| super::RowsAffected::rows(&done))?;
+        if inserted == 1 {
+            return Ok(Begin::Proceed);
+        }
+        let row: Option<Row> = sqlx::query_as(SELECT)
+            .bind(used.driver)
+            .bind(used.key)
+            .fetch_optional(&mut **tx)
+            .await?;
+        let Some(row) = row else { continue };
+        let created_at = row.created_at;
+        match row.decide(used) {
+            Some(decided) => return Ok(decided),
+            None => {
+                // Only the caller that deletes the row it saw may retry the insert.
+                sqlx::query(
+                    "delete from idempotency_key where driver = $1 and key = $2 \
+                     and created_at = $3",
+                )
+                .bind(used.driver)
+                .bind(used.key)
+                .bind(created_at)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+    }
+    Ok(Begin::InFlight)
+}
+
+/// Claims `key` for this request (`in_flight` until [`finish`]), or says how an earlier use
+/// of it decides the answer.
 pub async fn begin(
     db: &Db,
     driver: &str,
@@ -69,67 +190,50 @@ pub async fn begin(
     request_hash: &[u8; 32],
     now: DateTime<Utc>,
 ) -> StoreResult<Begin> {
-    // Two rounds at most: the second after clearing an expired or abandoned claim.
-    for _ in 0..2 {
-        let inserted = on_db!(db, pool => sqlx::query(
-            "insert into idempotency_key (driver, key, request_hash, status, created_at, expires_at) \
-             values ($1, $2, $3, 'in_flight', $4, $5) on conflict do nothing",
-        )
-        .bind(driver)
-        .bind(key)
-        .bind(&request_hash[..])
-        .bind(now)
-        .bind(now + KEEP_FOR)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
-        if inserted == 1 {
-            return Ok(Begin::Proceed);
-        }
-        let row = on_db!(db, pool => sqlx::query_as::<_, Row>(
-            "select request_hash, status, response_status, response_body, created_at, expires_at \
-             from idempotency_key where driver = $1 and key = $2",
-        )
-        .bind(driver)
-        .bind(key)
+    let used = KeyUse {
+        driver,
+        key,
+        request_hash,
+        now,
+    };
+    claim(db, used, None).await
+}
+
+/// Remembers `answer` under the key in one transaction (a refusal decided before anything
+/// was written): `Proceed` when it is remembered, otherwise how the key's earlier use
+/// decides the answer.
+pub async fn remember(db: &Db, used: KeyUse<'_>, answer: &Answer) -> StoreResult<Begin> {
+    claim(db, used, Some(answer)).await
+}
+
+async fn claim(db: &Db, used: KeyUse<'_>, answer: Option<&Answer>) -> StoreResult<Begin> {
+    on_db!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        let begun = claim_in(&mut tx, used, answer).await?;
+        tx.commit().await?;
+        Ok::<Begin, super::StoreError>(begun)
+    }
+    .await)
+}
+
+/// How an earlier use of the key decides the answer, without claiming it: `None` when the
+/// key is free (never used, or stale).
+pub async fn earlier(db: &Db, used: KeyUse<'_>) -> StoreResult<Option<Begin>> {
+    let row: Option<Row> = on_db!(db, pool => sqlx::query_as(SELECT)
+        .bind(used.driver)
+        .bind(used.key)
         .fetch_optional(pool)
         .await)?;
-        let Some(row) = row else { continue };
-        let stale = row.expires_at <= now
-            || (row.status == KeyState::InFlight && now - row.created_at > ABANDONED_AFTER);
-        if stale {
-            // Only the caller that deletes the row it saw may retry the insert.
-            on_db!(db, pool => sqlx::query(
-                "delete from idempotency_key where driver = $1 and key = $2 and created_at = $3",
-            )
-            .bind(driver)
-            .bind(key)
-            .bind(row.created_at)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
-            continue;
-        }
-        if row.request_hash != request_hash[..] {
-            return Ok(Begin::Mismatch);
-        }
-        return Ok(match (row.status, row.response_status, row.response_body) {
-            (KeyState::Done, Some(status), Some(body)) => Begin::Replay {
-                status: u16::try_from(status).unwrap_or(500),
-                body,
-            },
-            _ => Begin::InFlight,
-        });
-    }
-    Ok(Begin::InFlight)
+    Ok(row.and_then(|row| row.decide(used)))
 }
+
+/// What remembers the answer of a claimed key.
+const FINISH: &str = "update idempotency_key set status = 'done', response_status = $3, \
+                      response_body = $4 where driver = $1 and key = $2";
 
 /// Remembers the answer of a request that did not create anything (a refusal).
 pub async fn finish(db: &Db, driver: &str, key: &str, status: u16, body: &str) -> StoreResult<()> {
-    on_db!(db, pool => sqlx::query(
-        "update idempotency_key set status = 'done', response_status = $3, response_body = $4 \
-         where driver = $1 and key = $2",
-    )
+    on_db!(db, pool => sqlx::query(FINISH)
     .bind(driver)
     .bind(key)
     .bind(i32::from(status))
@@ -153,16 +257,13 @@ where
     for<'q> i32: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
-    sqlx::query(
-        "update idempotency_key set status = 'done', response_status = $3, \
-         response_body = $4 where driver = $1 and key = $2",
-    )
-    .bind(answer.driver.as_str())
-    .bind(answer.key.as_str())
-    .bind(i32::from(answer.status))
-    .bind(answer.body.as_str())
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(FINISH)
+        .bind(answer.driver.as_str())
+        .bind(answer.key.as_str())
+        .bind(i32::from(answer.status))
+        .bind(answer.body.as_str())
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 

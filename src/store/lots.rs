@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::audit;
+use super::cache::{self, Changed};
 use super::{Db, StoreError, StoreResult, on_db};
 use crate::domain::lot::{Address, LotName, NewLot};
 
@@ -148,6 +149,7 @@ pub async fn update(
             .await?;
         if let Some(lot) = &lot {
             audit::append(&mut tx, now, "lot.updated", lot.lot_id, lot_payload(lot)).await?;
+            cache::note_change(&mut tx, Changed::Lot(lot.lot_id)).await?;
         }
         tx.commit().await?;
         Ok::<Option<Lot>, StoreError>(lot)

@@ -15,6 +15,7 @@ use crate::config::Backend;
 
 pub mod audit;
 pub mod audit_summary;
+pub mod cache;
 pub mod console;
 pub mod export;
 pub mod idempotency;
@@ -194,6 +195,24 @@ where
 
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// How many rows a statement changed, for code generic over the backend (sqlx's
+/// `Database::QueryResult` has no such method in common).
+pub(crate) trait RowsAffected {
+    fn rows(&self) -> u64;
+}
+
+impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
+    fn rows(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+impl RowsAffected for sqlx::postgres::PgQueryResult {
+    fn rows(&self) -> u64 {
+        self.rows_affected()
+    }
+}
 
 /// Creates a new SQLite database file with mode 0600 before SQLite does (SQLite would
 /// follow the umask, often 0644): it holds drivers' identities and plates, and SQLite gives

@@ -4,10 +4,12 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::audit;
+use super::idempotency::{self, Answer, Begin, KeyUse};
 use super::ledger::{self, Posting};
 use super::{Db, StoreError, StoreResult, on_db};
 use crate::domain::ledger::Event;
 use crate::domain::session::{EndedBy, SessionStatus, SettlementStatus};
+use crate::domain::space::SpaceStatus;
 
 /// A session as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -94,7 +96,8 @@ pub(crate) const SETTLEMENT_COLUMNS: &str = "settlement_id, session_id, referenc
     operator_id, currency, amount_minor, status, attempts, last_error, created_at, updated_at, \
     settled_at, refunded_minor, payment_round, arrears_since";
 
-/// The answer remembered for an idempotency key, written with the session it created.
+/// The answer remembered for an idempotency key, written in the transaction of what its
+/// request did (a start's refusal, a refund).
 #[derive(Debug, Clone)]
 pub struct IdempotentAnswer {
     pub driver: String,
@@ -103,58 +106,136 @@ pub struct IdempotentAnswer {
     pub body: String,
 }
 
-/// Inserts a new active session and, in the same transaction, the idempotency key's answer:
-/// either both are there after a crash or neither is. A taken space is
-/// `Conflict(ActiveSessionPerSpace)`.
+/// A start as planned from what the process knows (its cache may be up to a second old):
+/// the transaction checks again what a start depends on.
+#[derive(Debug)]
+pub struct NewStart<'a> {
+    /// The start's `Idempotency-Key`.
+    pub key: KeyUse<'a>,
+    pub session: &'a Session,
+    /// The answer to remember under the key when the session is written (the 201).
+    pub answer: &'a Answer,
+    /// The code version the driver scanned: the space's current one when planned.
+    pub qr_version: i32,
+    /// The keyed hash of the plate, by which the audit event commits to it.
+    pub plate_hash: Option<&'a str>,
+    /// The most active sessions the driver may hold, this one included.
+    pub max_active: Option<i64>,
+}
+
+/// Why the start's transaction refused what was planned: what changed since, or what only
+/// the database can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartRefusal {
+    /// Another session is active on the space (the one-active-session-per-space index).
+    SpaceOccupied,
+    /// The driver holds `max_active` active sessions already.
+    TooManyActiveSessions,
+    /// The space's code was rotated after the scanned version.
+    CodeReplaced,
+    /// The space is out of service.
+    OutOfService,
+    /// The lot requires a plate and none was given.
+    PlateRequired,
+}
+
+/// What a start's transaction did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Started {
+    /// The session, its audit event and the key's answer are written.
+    Started,
+    /// Refused: the refusal's answer is remembered under the key; nothing else written.
+    Refused(StartRefusal),
+    /// The key was used before (or is in flight): nothing written; answer as it says.
+    Earlier(Begin),
+}
+
+/// Starts a session in **one transaction**: the key's claim with its answer, the driver's
+/// cap, the session (only if its space is still in service, on the scanned code version,
+/// and free), its audit event. A refusal met in the transaction is remembered under the
+/// key instead, with `refusal`'s answer, in the same commit. After a crash either all of it
+/// is there or none; a failure (an `Err`) rolls everything back, the claim included.
 pub async fn start(
     db: &Db,
-    session: &Session,
-    answer: &IdempotentAnswer,
-    plate_hash: Option<&str>,
-    max_active: Option<i64>,
-) -> StoreResult<()> {
+    new: &NewStart<'_>,
+    refusal: impl Fn(StartRefusal) -> Answer,
+) -> StoreResult<Started> {
+    let session = new.session;
     on_db!(db, pool => async {
         let mut tx = pool.begin().await?;
-        if matches!(db, Db::Postgres(_)) && max_active.is_some() {
+        if matches!(db, Db::Postgres(_)) && new.max_active.is_some() {
             sqlx::query("select pg_advisory_xact_lock(hashtext($1))")
                 .bind(&session.driver)
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query(
-            "insert into session (session_id, lot_id, space_id, operator_id, driver, tariff_id, \
-             tariff_version, currency, status, started_at, leave_by, created_at, updated_at, \
-             plate, stop_at, ends_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $11, $11, $12, $13, $14)",
-        )
-        .bind(session.session_id)
-        .bind(session.lot_id)
-        .bind(session.space_id)
-        .bind(session.operator_id)
-        .bind(&session.driver)
-        .bind(session.tariff_id)
-        .bind(session.tariff_version)
-        .bind(&session.currency)
-        .bind(session.started_at)
-        .bind(session.leave_by)
-        .bind(session.created_at)
-        .bind(&session.plate)
-        .bind(session.stop_at)
-        .bind(session.ends_at)
-        .execute(&mut *tx)
-        .await?;
-        // The cap on active sessions, counted after this one's insert: SQLite writes one
-        // transaction at a time, and PostgreSQL serialises one driver's starts on a lock.
-        if let Some(cap) = max_active {
-            let count: i64 = sqlx::query_scalar(
-                "select count(*) from session where driver = $1 and status = 'active'",
-            )
-            .bind(&session.driver)
-            .fetch_one(&mut *tx)
-            .await?;
-            if count > cap {
-                return Err(StoreError::Conflict(super::Constraint::ActiveSessionsPerDriver));
+        // A write first: on SQLite it takes the write lock, so what is read below cannot
+        // change before the commit.
+        match idempotency::claim_in(&mut tx, new.key, Some(new.answer)).await? {
+            Begin::Proceed => {}
+            earlier => return Ok(Started::Earlier(earlier)),
+        }
+        let refused = 'checks: {
+            // The cap on active sessions: SQLite writes one transaction at a time, and
+            // PostgreSQL serialises one driver's starts on the lock above.
+            if let Some(cap) = new.max_active {
+                let count: i64 = sqlx::query_scalar(
+                    "select count(*) from session where driver = $1 and status = 'active'",
+                )
+                .bind(&session.driver)
+                .fetch_one(&mut *tx)
+                .await?;
+                if count >= cap {
+                    break 'checks Some(StartRefusal::TooManyActiveSessions);
+                }
             }
+            // Written only if the space is as planned; a taken space is the partial unique
+            // index's conflict, which here inserts nothing instead of failing the
+            // transaction (PostgreSQL waits for a concurrent start on it to end first).
+            let inserted = sqlx::query(
+                "insert into session (session_id, lot_id, space_id, operator_id, driver, \
+                 tariff_id, tariff_version, currency, status, started_at, leave_by, created_at, \
+                 updated_at, plate, stop_at, ends_at) \
+                 select $1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $11, $11, $12, $13, $14 \
+                 where exists (select 1 from space join lot on lot.lot_id = space.lot_id \
+                   where space.space_id = $3 and space.status = 'active' \
+                   and space.qr_version = $15 and (not lot.plate_required or $12 is not null)) \
+                 on conflict (space_id) where status = 'active' do nothing",
+            )
+            .bind(session.session_id)
+            .bind(session.lot_id)
+            .bind(session.space_id)
+            .bind(session.operator_id)
+            .bind(&session.driver)
+            .bind(session.tariff_id)
+            .bind(session.tariff_version)
+            .bind(&session.currency)
+            .bind(session.started_at)
+            .bind(session.leave_by)
+            .bind(session.created_at)
+            .bind(&session.plate)
+            .bind(session.stop_at)
+            .bind(session.ends_at)
+            .bind(new.qr_version)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                break 'checks Some(why_not_inserted(&mut tx, new).await?);
+            }
+            None
+        };
+        if let Some(refused) = refused {
+            let Answer { status, body } = refusal(refused);
+            let answer = IdempotentAnswer {
+                driver: new.key.driver.to_owned(),
+                key: new.key.key.to_owned(),
+                status,
+                body,
+            };
+            idempotency::finish_in(&mut tx, &answer).await?;
+            tx.commit().await?;
+            return Ok(Started::Refused(refused));
         }
         audit::append(
             &mut tx,
@@ -172,15 +253,43 @@ pub async fn start(
                 "started_at": crate::domain::audit::instant(session.started_at),
                 "stop_at": session.stop_at.map(crate::domain::audit::instant),
                 // The chain commits to the plate without holding it (docs/enforcement.md).
-                "plate_hmac": plate_hash,
+                "plate_hmac": new.plate_hash,
             })
         )
         .await?;
-super::idempotency::finish_in(&mut tx, answer).await?;
         tx.commit().await?;
-        Ok::<(), StoreError>(())
+        Ok::<Started, StoreError>(Started::Started)
     }
     .await)
+}
+
+/// Why the conditional insert of [`start`] wrote nothing, read in its transaction.
+async fn why_not_inserted<DB>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    new: &NewStart<'_>,
+) -> Result<StartRefusal, sqlx::Error>
+where
+    DB: sqlx::Database,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'r> (SpaceStatus, i32, bool): sqlx::FromRow<'r, DB::Row>,
+    for<'q> Uuid: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let space: Option<(SpaceStatus, i32, bool)> = sqlx::query_as(
+        "select space.status, space.qr_version, lot.plate_required from space \
+         join lot on lot.lot_id = space.lot_id where space.space_id = $1",
+    )
+    .bind(new.session.space_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(match space {
+        // Spaces are never deleted; a space that is gone names no current code either.
+        None => StartRefusal::CodeReplaced,
+        Some((_, version, _)) if version != new.qr_version => StartRefusal::CodeReplaced,
+        Some((status, _, _)) if status != SpaceStatus::Active => StartRefusal::OutOfService,
+        Some((_, _, true)) if new.session.plate.is_none() => StartRefusal::PlateRequired,
+        Some(_) => StartRefusal::SpaceOccupied,
+    })
 }
 
 /// A driver's session; `None` when it does not exist or is someone else's.
@@ -289,9 +398,9 @@ pub async fn stop(db: &Db, session_id: Uuid, stop: &Stop, claim: Claim) -> Store
     };
     on_db!(db, pool => async {
         let mut tx = pool.begin().await?;
-        // PostgreSQL: the session's row lock comes before the audit chain's head, on every
-        // path, so two enders never wait on each other crosswise. (SQLite writes one
-        // transaction at a time.)
+        // PostgreSQL: the session's row lock is taken first, before the stop's audit event
+        // is written (whose pending id must come after every lock the stop waits for:
+        // `audit::append`). (SQLite writes one transaction at a time.)
         if let Some(lock) = lock {
             let sql = format!("select status from session where session_id = $1 {lock}");
             let status: Option<SessionStatus> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
@@ -302,10 +411,13 @@ pub async fn stop(db: &Db, session_id: Uuid, stop: &Stop, claim: Claim) -> Store
                 return Ok(false);
             }
         }
-        // The stop's place in the audit chain comes first: the session row takes it in the
-        // same update that stops it (the schema refuses a stopped session without one).
-        let (audit_seq, audit_hash) = audit::append(
+        // The stop's audit event comes first: the session row points at it in the same
+        // update that stops it, and takes its place in the chain (`audit_seq`,
+        // `audit_hash`) when the sealer seals it (the schema refuses a stopped session
+        // that neither has a place nor waits for one).
+        let pending = audit::append_placed(
             &mut tx,
+            audit::Place::Session,
             stop.ended_at,
             "session.stopped",
             session_id,
@@ -327,16 +439,15 @@ pub async fn stop(db: &Db, session_id: Uuid, stop: &Stop, claim: Claim) -> Store
         // row; the others find it stopped, change nothing and roll their event back.
         let changed = sqlx::query(
             "update session set status = 'stopped', ended_at = $2, fee_minor = $3, \
-             fee_lines = $4, updated_at = $2, audit_seq = $5, audit_hash = $6, ended_by = $7, \
-             stop_reason = $8 \
+             fee_lines = $4, updated_at = $2, audit_pending = $5, ended_by = $6, \
+             stop_reason = $7 \
              where session_id = $1 and status = 'active'",
         )
         .bind(session_id)
         .bind(stop.ended_at)
         .bind(stop.fee_minor)
         .bind(&stop.fee_lines)
-        .bind(audit_seq)
-        .bind(&audit_hash[..])
+        .bind(pending)
         .bind(stop.ended_by)
         .bind(&stop.reason)
         .execute(&mut *tx)

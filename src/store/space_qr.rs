@@ -70,9 +70,33 @@ pub async fn store_matrix(
     Ok(())
 }
 
-/// SQL that inserts a space's code; run inside the transaction that creates or rotates it.
-pub const INSERT: &str = "insert into space_qr (space_id, qr_version, kid, token, created_at) \
-                          values ($1, $2, $3, $4, $5)";
+/// Inserts a space's code, inside the transaction that creates or rotates it.
+pub(crate) async fn insert_in<DB>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    qr: &NewSpaceQr,
+) -> Result<(), sqlx::Error>
+where
+    DB: sqlx::Database,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> Uuid: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i32: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> DateTime<Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    sqlx::query(
+        "insert into space_qr (space_id, qr_version, kid, token, created_at) \
+         values ($1, $2, $3, $4, $5)",
+    )
+    .bind(qr.space_id)
+    .bind(qr.qr_version)
+    .bind(qr.kid.as_str())
+    .bind(qr.token.as_str())
+    .bind(qr.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
 
 /// A code about to be stored.
 #[derive(Debug, Clone)]

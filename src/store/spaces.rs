@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::audit;
+use super::cache::{self, Changed};
 use super::space_qr::{self, NewSpaceQr};
 use super::{Constraint, Db, StoreError, StoreResult, on_db};
 use crate::domain::space::{SpaceCode, SpaceStatus};
@@ -84,15 +85,7 @@ pub async fn create_many(
             .execute(&mut *tx)
             .await
             ?;
-            sqlx::query(space_qr::INSERT)
-                .bind(n.qr.space_id)
-                .bind(n.qr.qr_version)
-                .bind(&n.qr.kid)
-                .bind(&n.qr.token)
-                .bind(n.qr.created_at)
-                .execute(&mut *tx)
-                .await
-                ?;
+            space_qr::insert_in(&mut tx, &n.qr).await?;
             audit::append(
                 &mut tx,
                 now,
@@ -180,6 +173,7 @@ pub async fn set_status(
                 serde_json::json!({"space_id": space_id, "status": status.as_str()})
             )
             .await?;
+            cache::note_change(&mut tx, Changed::Space(space_id)).await?;
         }
         tx.commit().await?;
         Ok::<u64, sqlx::Error>(changed)
@@ -237,15 +231,7 @@ pub async fn rotate_code(
             return Ok(None);
         };
         let qr = make(version);
-        sqlx::query(space_qr::INSERT)
-            .bind(qr.space_id)
-            .bind(qr.qr_version)
-            .bind(&qr.kid)
-            .bind(&qr.token)
-            .bind(qr.created_at)
-            .execute(&mut *tx)
-            .await
-            ?;
+        space_qr::insert_in(&mut tx, &qr).await?;
         audit::append(
             &mut tx,
             now,
@@ -254,6 +240,7 @@ pub async fn rotate_code(
             serde_json::json!({"space_id": space_id, "qr_version": version, "kid": qr.kid})
         )
         .await?;
+        cache::note_change(&mut tx, Changed::Space(space_id)).await?;
         tx.commit().await?;
         Ok(Some(qr))
     }
@@ -272,17 +259,15 @@ pub async fn without_code(db: &Db) -> StoreResult<Vec<(Uuid, i32)>> {
 
 /// Gives a space without a code its code.
 pub async fn add_missing_code(db: &Db, qr: &NewSpaceQr) -> StoreResult<()> {
-    on_db!(db, pool => sqlx::query(space_qr::INSERT)
-    .bind(qr.space_id)
-    .bind(qr.qr_version)
-    .bind(&qr.kid)
-    .bind(&qr.token)
-    .bind(qr.created_at)
-    .execute(pool)
-    .await
-    .map(|_| ())
-    .map_err(StoreError::from)
-    )
+    on_db!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        space_qr::insert_in(&mut tx, qr).await?;
+        // Processes already serving may hold the space without its code.
+        cache::note_change(&mut tx, Changed::Space(qr.space_id)).await?;
+        tx.commit().await?;
+        Ok::<(), StoreError>(())
+    }
+    .await)
 }
 
 /// The codes of these spaces, by id (one query however many).

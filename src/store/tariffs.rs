@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::audit;
+use super::cache::{self, Changed};
 use super::{Constraint, Db, StoreError, StoreResult, on_db};
 
 /// One stored tariff version.
@@ -19,6 +20,14 @@ pub struct TariffVersion {
 }
 
 const COLUMNS: &str = "tariff_id, lot_id, version, document, currency, effective_from, created_at";
+
+/// Which version, without its document: what a cache keyed by version needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct VersionRef {
+    pub tariff_id: Uuid,
+    pub version: i32,
+    pub effective_from: DateTime<Utc>,
+}
 
 /// How often a new version is retried when another writer took the same number.
 const VERSION_RACE_RETRIES: usize = 5;
@@ -79,6 +88,7 @@ pub async fn publish(
                 })
             )
             .await?;
+            cache::note_change(&mut tx, Changed::Lot(row.lot_id)).await?;
             tx.commit().await?;
             Ok::<(), StoreError>(())
         }
@@ -110,6 +120,24 @@ pub async fn in_force(
         .bind(at)
         .fetch_optional(pool)
         .await?))
+}
+
+/// Which version is in force at `at` (the same choice as [`in_force`]), or the latest one
+/// whatever its `effective_from` when `at` is `None`; without the document.
+pub async fn in_force_ref(
+    db: &Db,
+    lot_id: Uuid,
+    at: Option<DateTime<Utc>>,
+) -> StoreResult<Option<VersionRef>> {
+    on_db!(db, pool => Ok(sqlx::query_as::<_, VersionRef>(
+        "select tariff_id, version, effective_from from tariff \
+         where lot_id = $1 and ($2 is null or effective_from <= $2) \
+         order by effective_from desc, version desc limit 1",
+    )
+    .bind(lot_id)
+    .bind(at)
+    .fetch_optional(pool)
+    .await?))
 }
 
 /// Every version of a lot's tariff, newest first.

@@ -165,8 +165,10 @@ pub async fn record_violation(
                 v.session_id = None;
             }
         }
-        let (seq, _) = audit::append(
+        // The violation takes its place in the chain when the sealer seals this event.
+        let pending = audit::append_placed(
             &mut tx,
+            audit::Place::Violation,
             v.observed_at,
             "violation.recorded",
             v.violation_id,
@@ -183,7 +185,7 @@ pub async fn record_violation(
         )
         .await?;
         let sql = format!(
-            "insert into violation ({VIOLATION_COLUMNS}, audit_seq) \
+            "insert into violation ({VIOLATION_COLUMNS}, audit_pending) \
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -198,7 +200,7 @@ pub async fn record_violation(
             .bind(v.status_at_observation)
             .bind(v.session_id)
             .bind(v.created_at)
-            .bind(seq)
+            .bind(pending)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

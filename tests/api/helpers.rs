@@ -330,6 +330,18 @@ impl TestApp {
             ..state
         }
         .with_city(verifier, Some(idp));
+        Self::serve(listener, state, db, clock, Arc::new(dir))
+    }
+
+    /// Serves `state` on `listener` in the background.
+    fn serve(
+        listener: tokio::net::TcpListener,
+        state: qrpark::AppState,
+        db: Db,
+        clock: Arc<ManualClock>,
+        dir: Arc<TempDir>,
+    ) -> Self {
+        let addr = listener.local_addr().expect("local addr");
         let app_state = state.clone();
         tokio::spawn(async move {
             axum::serve(listener, qrpark::app(state))
@@ -342,7 +354,7 @@ impl TestApp {
             state: app_state,
             clock,
             client: reqwest::Client::new(),
-            _dir: Some(Arc::new(dir)),
+            _dir: Some(dir),
         }
     }
 
@@ -352,6 +364,35 @@ impl TestApp {
     /// replica").
     pub async fn replica_caught_up(&self) {
         self.state.reads.caught_up().await;
+    }
+
+    /// A second app on this one's database, as another `qrpark serve` process behind the same
+    /// load balancer would be: state of its own (its caches, its keyring, its limits) built
+    /// as `serve` builds it, on the same data dir (key-encryption key), clock and identity
+    /// provider, so the same tokens work on both.
+    pub async fn another(&self) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let mut config = (*self.state.config).clone();
+        config.bind = addr;
+        let state = qrpark::cli::serve::state(config, self.db.clone())
+            .await
+            .expect("app state");
+        let state = qrpark::AppState {
+            clock: self.clock.clone(),
+            payments_url: self.state.payments_url.clone(),
+            city: self.state.city.clone(),
+            demo_idp: self.state.demo_idp.clone(),
+            ..state
+        };
+        assert!(
+            !Arc::ptr_eq(&state.cache, &self.state.cache),
+            "each app keeps its own cache"
+        );
+        let dir = self._dir.clone().expect("a test app's directory");
+        Self::serve(listener, state, self.db.clone(), self.clock.clone(), dir)
     }
 
     /// Runs raw SQL against the app's database (to simulate failures).
@@ -367,8 +408,17 @@ impl TestApp {
         }
     }
 
-    /// The payloads of the audit chain's events of `kind`, in chain order.
+    /// Seals every pending audit event into the chain, as an export does before it reads:
+    /// what a test reads of `audit_event` then holds every change made so far.
+    pub async fn seal(&self) -> u64 {
+        qrpark::store::audit::seal_pending(&self.db)
+            .await
+            .expect("seal the audit chain")
+    }
+
+    /// The payloads of the audit chain's events of `kind`, in chain order (sealed first).
     pub async fn audit_payloads(&self, kind: &str) -> Vec<Value> {
+        self.seal().await;
         let sql = "select payload from audit_event where kind = $1 order by seq";
         let texts: Vec<String> = match &self.db {
             Db::Sqlite(pool) => sqlx::query_scalar(sql).bind(kind).fetch_all(pool).await,

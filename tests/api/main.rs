@@ -24,6 +24,7 @@ mod privacy;
 mod processes;
 mod qr;
 mod replica;
+mod scan_cache;
 mod sessions;
 mod spaces;
 mod tariffs;

@@ -71,43 +71,64 @@ macro_rules! exec {
     };
 }
 
-/// Writes an operator, a lot, a space, a tariff and one stopped session per legacy
-/// settlement, as the schema of migration 0008 holds them.
-async fn write_legacy(db: &Db, at: DateTime<Utc>) -> (Uuid, Vec<Uuid>) {
-    let operator = Uuid::now_v7();
-    let lot = Uuid::now_v7();
-    let space = Uuid::now_v7();
-    let tariff = Uuid::now_v7();
+/// The ids of what a legacy session needs: operator, lot, space and tariff.
+struct Parking {
+    operator: Uuid,
+    lot: Uuid,
+    space: Uuid,
+    tariff: Uuid,
+}
+
+/// Writes an operator, a lot, a space and a tariff, as every schema since 0004 holds them.
+async fn write_parking(db: &Db, at: DateTime<Utc>) -> Parking {
+    let p = Parking {
+        operator: Uuid::now_v7(),
+        lot: Uuid::now_v7(),
+        space: Uuid::now_v7(),
+        tariff: Uuid::now_v7(),
+    };
     exec!(
         db,
         "insert into operator (operator_id, name, created_at) values ($1, 'Old', $2)",
-        operator,
+        p.operator,
         at
     );
     exec!(
         db,
         "insert into lot (lot_id, operator_id, name, timezone, currency, minor_unit, \
          created_at, updated_at) values ($1, $2, 'Old lot', 'Asia/Shanghai', 'CNY', 2, $3, $3)",
-        lot,
-        operator,
+        p.lot,
+        p.operator,
         at
     );
     exec!(
         db,
         "insert into space (space_id, lot_id, code, created_at, updated_at) \
          values ($1, $2, 'A-1', $3, $3)",
-        space,
-        lot,
+        p.space,
+        p.lot,
         at
     );
     exec!(
         db,
         "insert into tariff (tariff_id, lot_id, version, document, currency, effective_from, \
          created_at) values ($1, $2, 1, '{}', 'CNY', $3, $3)",
-        tariff,
-        lot,
+        p.tariff,
+        p.lot,
         at
     );
+    p
+}
+
+/// Writes an operator, a lot, a space, a tariff and one stopped session per legacy
+/// settlement, as the schema of migration 0008 holds them.
+async fn write_legacy(db: &Db, at: DateTime<Utc>) -> (Uuid, Vec<Uuid>) {
+    let Parking {
+        operator,
+        lot,
+        space,
+        tariff,
+    } = write_parking(db, at).await;
     let mut settlements = Vec::new();
     for (n, legacy) in LEGACY.iter().enumerate() {
         let session = Uuid::now_v7();
@@ -239,5 +260,159 @@ async fn sqlite_money_migration_keeps_what_is_owed() {
 async fn postgres_money_migration_keeps_what_is_owed() {
     if let Some((db, _)) = empty_postgres().await {
         money_migration_keeps_what_is_owed(db).await;
+    }
+}
+
+/// A chain event as written before migration 0012, hashed as qrpark hashes it.
+fn legacy_event(
+    seq: i64,
+    at: DateTime<Utc>,
+    kind: &str,
+    entity_id: Uuid,
+    prev: &[u8; 32],
+) -> (qrpark::domain::audit::Event, [u8; 32]) {
+    let event = qrpark::domain::audit::Event {
+        seq,
+        at,
+        kind: kind.to_owned(),
+        entity_id: entity_id.to_string(),
+        payload: serde_json::json!({ "id": entity_id, "seq": seq }),
+    };
+    let hash = event.hash(prev);
+    (event, hash)
+}
+
+/// Migration 0012: the chain sealed before it, its head and the chain places sessions and
+/// violations hold stay as they were, the schema still refuses to change them, and the
+/// sealer chains new events on after the old head.
+async fn sealer_migration_keeps_the_sealed_chain(db: Db) {
+    db.migrate_until(11).await.expect("migrate to 0011");
+    let at: DateTime<Utc> = "2026-09-01T02:00:00Z".parse().unwrap();
+    let Parking {
+        operator,
+        lot,
+        space,
+        tariff,
+    } = write_parking(&db, at).await;
+    let (session, violation) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut prev = qrpark::domain::audit::GENESIS;
+    let mut hashes = Vec::new();
+    for (seq, kind, entity) in [
+        (1, "operator.created", operator),
+        (2, "session.stopped", session),
+        (3, "violation.recorded", violation),
+    ] {
+        let (event, hash) = legacy_event(seq, at + TimeDelta::minutes(seq), kind, entity, &prev);
+        exec!(
+            &db,
+            "insert into audit_event (seq, at, kind, entity_id, payload, prev_hash, hash) \
+             values ($1, $2, $3, $4, $5, $6, $7)",
+            event.seq,
+            event.at,
+            event.kind.clone(),
+            event.entity_id.clone(),
+            qrpark::domain::audit::canonical_json(&event.payload),
+            prev.to_vec(),
+            hash.to_vec()
+        );
+        prev = hash;
+        hashes.push(hash);
+    }
+    let head_at = at + TimeDelta::minutes(3);
+    exec!(
+        &db,
+        "update audit_head set seq = 3, hash = $1, at = $2 where id = 1",
+        prev.to_vec(),
+        head_at
+    );
+    exec!(
+        &db,
+        "insert into session (session_id, lot_id, space_id, operator_id, driver, tariff_id, \
+         tariff_version, currency, status, started_at, ended_at, fee_minor, fee_lines, \
+         created_at, updated_at, audit_seq, audit_hash, ended_by) \
+         values ($1, $2, $3, $4, 'driver-1', $5, 1, 'CNY', 'stopped', $6, $7, 0, '{}', \
+         $6, $7, 2, $8, 'driver')",
+        session,
+        lot,
+        space,
+        operator,
+        tariff,
+        at,
+        at + TimeDelta::minutes(2),
+        hashes[1].to_vec()
+    );
+    exec!(
+        &db,
+        "insert into violation (violation_id, space_id, lot_id, operator_id, plate, warden, \
+         observed_at, status_at_observation, audit_seq, created_at) \
+         values ($1, $2, $3, $4, 'AB123', 'warden-1', $5, 'unpaid', 3, $5)",
+        violation,
+        space,
+        lot,
+        operator,
+        at + TimeDelta::minutes(3)
+    );
+
+    db.migrate().await.expect("migrate to the latest");
+
+    macro_rules! one {
+        ($sql:expr) => {
+            match &db {
+                Db::Sqlite(pool) => sqlx::query_as($sql).fetch_one(pool).await,
+                Db::Postgres(pool) => sqlx::query_as($sql).fetch_one(pool).await,
+            }
+            .expect($sql)
+        };
+    }
+    let head: (i64, Vec<u8>, DateTime<Utc>) =
+        one!("select seq, hash, at from audit_head where id = 1");
+    assert_eq!(head, (3, prev.to_vec(), head_at), "the head as it was");
+    let placed: (Option<i64>, Option<Vec<u8>>, Option<i64>) =
+        one!("select audit_seq, audit_hash, audit_pending from session");
+    assert_eq!(placed, (Some(2), Some(hashes[1].to_vec()), None));
+    let placed: (Option<i64>, Option<i64>) = one!("select audit_seq, audit_pending from violation");
+    assert_eq!(placed, (Some(3), None));
+    let refused = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            let outcome = match &db {
+                Db::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+                Db::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+            };
+            assert!(outcome.is_err(), "{sql} was accepted");
+        }
+    };
+    // Still records: a violation changes in nothing, its chain place included; a stopped
+    // session keeps a place.
+    refused("update violation set note = 'changed'").await;
+    refused("update violation set audit_seq = 9").await;
+    refused("update violation set audit_seq = null").await;
+    refused("update session set audit_seq = null").await;
+
+    // A change made now is chained on after the old head by the sealer.
+    let key = qrpark::identity::operator_key::generate();
+    qrpark::store::operators::create(&db, "New", &key.hash, head_at + TimeDelta::minutes(1))
+        .await
+        .unwrap();
+    let sealed = qrpark::store::audit::seal_pending(&db).await.unwrap();
+    assert_eq!(sealed, 1);
+    let next: (i64, Vec<u8>, String) =
+        one!("select seq, prev_hash, kind from audit_event where seq = 4");
+    assert_eq!(next, (4, prev.to_vec(), "operator.created".to_owned()));
+    db.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_sealer_migration_keeps_the_sealed_chain() {
+    let dir = TempDir::new();
+    let url = format!("sqlite://{}", dir.0.join("old.db").display());
+    let db = Db::connect(&url, 2).await.expect("open SQLite");
+    sealer_migration_keeps_the_sealed_chain(db).await;
+}
+
+#[tokio::test]
+async fn postgres_sealer_migration_keeps_the_sealed_chain() {
+    if let Some((db, _)) = empty_postgres().await {
+        sealer_migration_keeps_the_sealed_chain(db).await;
     }
 }

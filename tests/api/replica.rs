@@ -233,8 +233,8 @@ async fn exports_and_scans_on_the_replica_miss_nothing() {
     let driver = app.driver_token("driver-r");
     until_on_replica(&app).await;
 
-    // Public scans and quotes are answered by the replica.
-    let before = app.state.reads.served();
+    // Public scans and quotes are answered from the process's cache, filled from the
+    // primary (docs/operations.md, "Read replica"): right while the replica is read.
     let scanned = app.get(&format!("/v1/scan/{}", spaces[0].1), None).await;
     assert_eq!(scanned.status, StatusCode::OK, "{}", scanned.text);
     assert_eq!(scanned.body["space"]["code"], "R-1");
@@ -247,11 +247,6 @@ async fn exports_and_scans_on_the_replica_miss_nothing() {
         )
         .await;
     assert_eq!(quoted.status, StatusCode::OK, "{}", quoted.text);
-    let after = app.state.reads.served();
-    assert!(
-        after.replica >= before.replica + 2,
-        "the scan and the quote were not answered by the replica: {before:?} -> {after:?}"
-    );
 
     // A session stopped a moment ago is in the export and the summary, read from the
     // replica once it has caught up.
@@ -405,7 +400,7 @@ async fn reads_on_the_primary(read_url: &str) {
     assert_eq!(summarised(&app).await, 1);
     let served = reads.served();
     assert_eq!(served.replica, 0, "{served:?}");
-    assert!(served.primary >= 6, "{served:?}");
+    assert!(served.primary >= 3, "{served:?}");
     assert_eq!(reads.status(), ReplicaStatus::Down);
 }
 

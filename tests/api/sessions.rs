@@ -19,6 +19,8 @@ both_backends!(
     codes_and_spaces_that_cannot_start,
     concurrent_starts_and_stops_settle_once,
     operators_see_their_sessions_and_occupancy,
+    concurrent_starts_with_one_key_start_once,
+    a_failed_start_leaves_no_claim_behind,
 );
 
 /// A lot with the spec's tariff and spaces; returns (lot id, [(space id, qr token)]).
@@ -485,6 +487,129 @@ async fn concurrent_starts_and_stops_settle_once(app: TestApp) {
     // 30 minutes: two quarter hours of 2.50 each.
     assert_eq!(stopped[0].body["fee"]["total"], "5.00");
     assert_ledger_balanced(&app).await;
+}
+
+/// How many keys `driver` has in the idempotency table (claimed or answered).
+pub async fn keys_of(app: &TestApp, driver: &str) -> i64 {
+    let sql = "select count(*) from idempotency_key where driver = $1";
+    match &app.db {
+        qrpark::store::Db::Sqlite(pool) => {
+            sqlx::query_scalar(sql).bind(driver).fetch_one(pool).await
+        }
+        qrpark::store::Db::Postgres(pool) => {
+            sqlx::query_scalar(sql).bind(driver).fetch_one(pool).await
+        }
+    }
+    .expect("count idempotency keys")
+}
+
+/// A double (or eightfold) tap sends the same key at once: one session, and every answer
+/// is its 201. The claim and the session commit together, so a concurrent request with the
+/// key waits for that commit (PostgreSQL's unique index, SQLite's single writer) and then
+/// replays it, never seeing it half done; the same key with another body is 422 all the same.
+async fn concurrent_starts_with_one_key_start_once(app: TestApp) {
+    let op = app.operator("Taps").await;
+    let (_, spaces) = parking_lot(&app, &op, &["A-1", "A-2"]).await;
+    let driver = app.driver_token("driver-1");
+    let taps = (0..8).map(|i| {
+        let (app, driver) = (&app, &driver);
+        // Every fourth tap names another space: another request under the same key.
+        let qr = spaces[usize::from(i % 4 == 3)].1.clone();
+        async move { (i % 4 == 3, start(app, driver, "one-key", &qr).await) }
+    });
+    let answers = futures_join_all(taps).await;
+    let (others, same): (Vec<_>, Vec<_>) = answers.into_iter().partition(|(other, _)| *other);
+    let first = same
+        .iter()
+        .map(|(_, a)| a)
+        .find(|a| a.status == StatusCode::CREATED && a.headers.get("idempotent-replayed").is_none())
+        .map(|a| a.text.clone());
+    let mut fresh = 0;
+    for (_, answer) in &same {
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+        assert_eq!(
+            Some(&answer.text),
+            first.as_ref(),
+            "one answer, byte for byte"
+        );
+        match answer.headers.get("idempotent-replayed") {
+            Some(replayed) => assert_eq!(replayed, "true"),
+            None => fresh += 1,
+        }
+    }
+    assert_eq!(fresh, 1, "one request started it, the others replayed it");
+    for (_, answer) in &others {
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            answer.text
+        );
+        assert_eq!(answer.problem_code(), "idempotency_key_reused");
+    }
+    let mine = app.get("/v1/me/sessions", Some(&driver)).await;
+    assert_eq!(mine.body["sessions"].as_array().unwrap().len(), 1);
+    assert_eq!(keys_of(&app, "driver-1").await, 1);
+}
+
+/// A start that fails on our side (500) leaves nothing: neither a session nor the key's
+/// claim, which commits only with the session; a retry with the same key then starts.
+/// (A refusal that is not remembered, such as 402 `arrears_outstanding`, is tested in
+/// money::arrears.)
+async fn a_failed_start_leaves_no_claim_behind(app: TestApp) {
+    let op = app.operator("Faulty").await;
+    let (_, spaces) = parking_lot(&app, &op, &["A-1"]).await;
+    let driver = app.driver_token("driver-1");
+    // The database refuses the session's row, after the key was claimed in the transaction.
+    match &app.db {
+        qrpark::store::Db::Sqlite(_) => {
+            app.execute(
+                "create trigger injected_failure before insert on session \
+                 begin select raise(abort, 'injected failure'); end",
+            )
+            .await;
+        }
+        qrpark::store::Db::Postgres(_) => {
+            app.execute(
+                "create function injected_failure() returns trigger language plpgsql \
+                 as $$ begin raise exception 'injected failure'; end $$",
+            )
+            .await;
+            app.execute(
+                "create trigger injected_failure before insert on session \
+                 for each row execute function injected_failure()",
+            )
+            .await;
+        }
+    }
+    let failed = start(&app, &driver, "retry-me", &spaces[0].1).await;
+    assert_eq!(
+        failed.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{}",
+        failed.text
+    );
+    assert_eq!(failed.problem_code(), "internal");
+    assert_eq!(
+        keys_of(&app, "driver-1").await,
+        0,
+        "no claim is left behind"
+    );
+    let mine = app.get("/v1/me/sessions", Some(&driver)).await;
+    assert_eq!(mine.body["sessions"], json!([]));
+
+    app.execute(match &app.db {
+        qrpark::store::Db::Sqlite(_) => "drop trigger injected_failure",
+        qrpark::store::Db::Postgres(_) => "drop trigger injected_failure on session",
+    })
+    .await;
+    let retried = start(&app, &driver, "retry-me", &spaces[0].1).await;
+    assert_eq!(retried.status, StatusCode::CREATED, "{}", retried.text);
+    assert!(
+        retried.headers.get("idempotent-replayed").is_none(),
+        "a new start, not a replay"
+    );
+    assert_eq!(keys_of(&app, "driver-1").await, 1);
 }
 
 /// Runs futures concurrently on the current task.

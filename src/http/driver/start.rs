@@ -18,13 +18,14 @@ use crate::domain::idempotency_key::IdempotencyKey;
 use crate::domain::plate::Plate;
 use crate::domain::session::SessionStatus;
 use crate::domain::space::SpaceStatus;
-use crate::domain::tariff::Tariff;
-use crate::http::error::{ApiError, ErrorCode, FieldError, ProblemBody};
+use crate::http::error::{
+    ApiError, ErrorCode, FieldError, Problem, ProblemBody, SPACE_OCCUPIED, TOO_MANY_ACTIVE_SESSIONS,
+};
 use crate::http::extract::{Driver, Json, parse_json, storable_instant};
-use crate::http::idempotency::claim;
-use crate::qr::resolve::{Genuine, resolve, token_of};
-use crate::store::idempotency;
-use crate::store::sessions::{self, IdempotentAnswer, Session};
+use crate::http::idempotency::decided;
+use crate::qr::resolve::{Genuine, Lookup, Refusal, resolve, token_of};
+use crate::store::idempotency::{self, Answer, Begin, KeyUse};
+use crate::store::sessions::{self, NewStart, Session, StartRefusal, Started};
 use crate::store::tariffs;
 
 /// The furthest a planned end may lie when the tariff has no maximum stay: the longest
@@ -82,34 +83,115 @@ pub async fn start_session(
     let hash: [u8; 32] = Sha256::digest(canonical_json(&body).as_bytes()).into();
     let driver = identity.subject;
     let now = state.clock.now();
-    if let Some(earlier) = claim(&state.db, &driver, &key, &hash, now).await? {
-        return Ok(earlier);
-    }
-    // Arrears are checked after the claim and never remembered under the key: once paid,
-    // the same start goes through.
+    let used = KeyUse {
+        driver: &driver,
+        key: key.as_str(),
+        request_hash: &hash,
+        now,
+    };
+    // Arrears are never remembered under the key: once paid, the same start goes through.
     if let Err(owed) = arrears_allow_start(&state, &driver).await {
-        idempotency::release(&state.db, &driver, key.as_str()).await?;
-        return Err(owed);
+        return answered_before_or(&state, used, owed).await;
     }
-    match begin_session(&state, &driver, &key, &start, plate, now).await {
-        Ok(response) => Ok(response),
+    let planned = match plan(&state, &driver, &start, plate, now).await {
+        Ok(planned) => planned,
+        // A refusal is an answer too: the same key and body get it again.
         Err(ApiError::Problem(problem)) => {
-            // A refusal is an answer too: the same key and body get it again.
-            idempotency::finish(
-                &state.db,
-                &driver,
-                key.as_str(),
-                problem.status().as_u16(),
-                &problem.body(),
-            )
-            .await?;
-            Err(ApiError::Problem(problem))
+            let answer = remembered(&problem);
+            return match idempotency::remember(&state.db, used, &answer).await? {
+                Begin::Proceed => Err(ApiError::Problem(problem)),
+                earlier => answer_as_decided(earlier),
+            };
         }
-        Err(other) => {
-            // Our failure: forget the claim so that a retry runs again.
-            idempotency::release(&state.db, &driver, key.as_str()).await?;
-            Err(other)
-        }
+        // Our failure: nothing was claimed, so a retry runs again.
+        Err(failure) => return answered_before_or(&state, used, failure).await,
+    };
+    let body = serde_json::to_string(&planned.view).map_err(ApiError::internal)?;
+    let answer = Answer {
+        status: StatusCode::CREATED.as_u16(),
+        body,
+    };
+    let plate_hash = planned.plate.map(|p| hex(&p.keyed_hash(&state.plate_key)));
+    let new = NewStart {
+        key: used,
+        session: &planned.session,
+        answer: &answer,
+        qr_version: planned.qr_version,
+        plate_hash: plate_hash.as_deref(),
+        max_active: Some(i64::from(state.config.max_active_sessions)),
+    };
+    // One transaction: the key's claim and answer, the session and its audit event; or the
+    // key's claim with the refusal the transaction met.
+    match sessions::start(&state.db, &new, |refusal| remembered(&refused(refusal))).await? {
+        Started::Started => {}
+        Started::Refused(refusal) => return Err(ApiError::Problem(Box::new(refused(refusal)))),
+        Started::Earlier(earlier) => return answer_as_decided(earlier),
+    }
+    let session_id = planned.session.session_id;
+    tracing::info!(%session_id, space_id = %planned.session.space_id, "session started");
+    let mut response = (StatusCode::CREATED, answer.body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/sessions/{session_id}")) {
+        headers.insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// What an earlier use of the key decided, if it did; otherwise `failure`, which is not
+/// remembered.
+async fn answered_before_or(
+    state: &AppState,
+    used: KeyUse<'_>,
+    failure: ApiError,
+) -> Result<Response, ApiError> {
+    match idempotency::earlier(&state.db, used).await {
+        Ok(Some(earlier)) => answer_as_decided(earlier),
+        Ok(None) | Err(_) => Err(failure),
+    }
+}
+
+/// The answer an earlier use of the key decides (a replay, 409 or 422).
+fn answer_as_decided(earlier: Begin) -> Result<Response, ApiError> {
+    decided(earlier)?.ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!(
+            "a key claimed by this start was decided earlier"
+        ))
+    })
+}
+
+/// What a start on a space out of service answers.
+const OUT_OF_SERVICE: (ErrorCode, &str) = (
+    ErrorCode::SpaceOutOfService,
+    "this space is out of service: park elsewhere",
+);
+
+/// What a start without a plate on a lot that needs one answers.
+const PLATE_REQUIRED: (ErrorCode, &str) = (
+    ErrorCode::PlateRequired,
+    "this lot needs your vehicle's plate to start parking",
+);
+
+/// The problem a refusal met in the start's transaction answers.
+fn refused(refusal: StartRefusal) -> Problem {
+    let (code, detail) = match refusal {
+        StartRefusal::SpaceOccupied => SPACE_OCCUPIED,
+        StartRefusal::TooManyActiveSessions => TOO_MANY_ACTIVE_SESSIONS,
+        StartRefusal::CodeReplaced => return Refusal::Revoked.into(),
+        StartRefusal::OutOfService => OUT_OF_SERVICE,
+        StartRefusal::PlateRequired => PLATE_REQUIRED,
+    };
+    Problem::bare(code, detail)
+}
+
+/// A problem as remembered under the key: replayed byte for byte.
+fn remembered(problem: &Problem) -> Answer {
+    Answer {
+        status: problem.status().as_u16(),
+        body: problem.body(),
     }
 }
 
@@ -129,44 +211,54 @@ async fn arrears_allow_start(state: &AppState, driver: &str) -> Result<(), ApiEr
     Err(ApiError::new(ErrorCode::ArrearsOutstanding, detail).with("arrears", arrears))
 }
 
-async fn begin_session(
+/// A start as planned before its transaction: the session, what its answer shows, and
+/// what the transaction checks again.
+struct Planned {
+    session: Session,
+    view: SessionView,
+    qr_version: i32,
+    plate: Option<Plate>,
+}
+
+/// Plans the start from the scanned code (through the process's cache), the tariff in force
+/// (read from the database: a start is priced under exactly the version in force) and the
+/// request; a problem here is a refusal to remember under the key.
+async fn plan(
     state: &AppState,
     driver: &str,
-    key: &IdempotencyKey,
     start: &StartRequest,
     plate: Option<Plate>,
     now: DateTime<Utc>,
-) -> Result<Response, ApiError> {
+) -> Result<Planned, ApiError> {
     let Genuine { space, lot, .. } = resolve(
         &state.keys,
-        &state.db,
+        Lookup::Cached(&state.cache),
         token_of(&start.qr),
-        state.clock.now(),
+        now,
     )
     .await??;
     if space.status != SpaceStatus::Active {
-        return Err(ApiError::new(
-            ErrorCode::SpaceOutOfService,
-            "this space is out of service: park elsewhere",
-        ));
+        return Err(ApiError::new(OUT_OF_SERVICE.0, OUT_OF_SERVICE.1));
     }
-    let stored = tariffs::in_force(&state.db, lot.lot_id, now)
+    let no_tariff = || {
+        ApiError::new(
+            ErrorCode::NoTariff,
+            "this lot has no tariff yet: parking cannot start",
+        )
+    };
+    let version = tariffs::in_force_ref(&state.db, lot.lot_id, Some(now))
         .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::NoTariff,
-                "this lot has no tariff yet: parking cannot start",
-            )
-        })?;
-    let tariff = Tariff::from_json_str(&stored.document)
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("stored tariff is invalid: {e}")))?;
+        .ok_or_else(no_tariff)?;
+    let in_force = state
+        .cache
+        .tariff(version.tariff_id)
+        .await?
+        .ok_or_else(no_tariff)?;
     if lot.plate_required && plate.is_none() {
-        return Err(ApiError::new(
-            ErrorCode::PlateRequired,
-            "this lot needs your vehicle's plate to start parking",
-        ));
+        return Err(ApiError::new(PLATE_REQUIRED.0, PLATE_REQUIRED.1));
     }
-    let leave_by = tariff
+    let leave_by = in_force
+        .tariff
         .max_stay_minutes()
         .map(|minutes| now + TimeDelta::minutes(i64::from(minutes)));
     let stop_at = start
@@ -198,6 +290,7 @@ async fn begin_session(
         (Some(planned), _) => Some(planned),
         (None, leave_by) => leave_by,
     };
+    let stored = &in_force.stored;
     let session = Session {
         session_id: Uuid::now_v7(),
         lot_id: lot.lot_id,
@@ -222,7 +315,7 @@ async fn begin_session(
         ended_by: None,
         stop_reason: None,
     };
-    let started = SessionView {
+    let view = SessionView {
         id: session.session_id,
         lot_id: session.lot_id,
         space_id: session.space_id,
@@ -240,33 +333,10 @@ async fn begin_session(
         ended_by: None,
         refunds: Vec::new(),
     };
-    let body = serde_json::to_string(&started).map_err(ApiError::internal)?;
-    let answer = IdempotentAnswer {
-        driver: driver.to_owned(),
-        key: key.as_str().to_owned(),
-        status: StatusCode::CREATED.as_u16(),
-        body: body.clone(),
-    };
-    // A taken space is the one-session-per-space index's conflict: `space_occupied`.
-    let plate_hmac = plate.map(|p| hex(&p.keyed_hash(&state.plate_key)));
-    let max_active = i64::from(state.config.max_active_sessions);
-    sessions::start(
-        &state.db,
-        &session,
-        &answer,
-        plate_hmac.as_deref(),
-        Some(max_active),
-    )
-    .await?;
-    tracing::info!(session_id = %session.session_id, space_id = %space.space_id, "session started");
-    let mut response = (StatusCode::CREATED, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if let Ok(location) = HeaderValue::from_str(&format!("/v1/sessions/{}", session.session_id)) {
-        headers.insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(Planned {
+        session,
+        view,
+        qr_version: space.qr_version,
+        plate,
+    })
 }

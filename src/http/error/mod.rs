@@ -159,14 +159,8 @@ impl From<StoreError> for ApiError {
                 ErrorCode::TariffConflict,
                 "another tariff was published for this lot at the same moment; try again",
             ),
-            StoreError::Conflict(Constraint::ActiveSessionPerSpace) => (
-                ErrorCode::SpaceOccupied,
-                "someone is already parked on this space",
-            ),
-            StoreError::Conflict(Constraint::ActiveSessionsPerDriver) => (
-                ErrorCode::TooManyActiveSessions,
-                "you already have the most active sessions allowed: stop one first",
-            ),
+            StoreError::Conflict(Constraint::ActiveSessionPerSpace) => SPACE_OCCUPIED,
+            StoreError::Conflict(Constraint::ActiveSessionsPerDriver) => TOO_MANY_ACTIVE_SESSIONS,
             StoreError::Conflict(other @ Constraint::OperatorKeyHash) => {
                 return Self::internal(anyhow::anyhow!("unexpected conflict: {other:?}"));
             }
@@ -186,7 +180,25 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// What a start on a space with an active session answers.
+pub const SPACE_OCCUPIED: (ErrorCode, &str) = (
+    ErrorCode::SpaceOccupied,
+    "someone is already parked on this space",
+);
+
+/// What a start beyond the driver's cap on active sessions answers.
+pub const TOO_MANY_ACTIVE_SESSIONS: (ErrorCode, &str) = (
+    ErrorCode::TooManyActiveSessions,
+    "you already have the most active sessions allowed: stop one first",
+);
+
 impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        Self::Problem(Box::new(refusal.into()))
+    }
+}
+
+impl From<Refusal> for Problem {
     /// How every API answers a scanned code that must not be paid through.
     fn from(refusal: Refusal) -> Self {
         let (code, detail) = match refusal {
@@ -206,7 +218,7 @@ impl From<Refusal> for ApiError {
                  the space's current code",
             ),
         };
-        Self::new(code, detail)
+        Self::bare(code, detail)
     }
 }
 
@@ -255,7 +267,8 @@ impl IntoResponse for ApiError {
 }
 
 impl Problem {
-    fn bare(code: ErrorCode, detail: &str) -> Self {
+    /// A problem with no extra members (what [`ApiError::new`] answers).
+    pub fn bare(code: ErrorCode, detail: &str) -> Self {
         Self {
             code,
             detail: detail.into(),

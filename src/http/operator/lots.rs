@@ -257,7 +257,9 @@ pub async fn update_lot(
         &changes,
         state.clock.now(),
     )
-    .await?
-    .ok_or_else(|| ApiError::not_found("lot"))?;
+    .await;
+    // Committed or not, this process's next public read asks what changed.
+    state.cache.changed();
+    let lot = lot?.ok_or_else(|| ApiError::not_found("lot"))?;
     Ok(axum::Json(lot.into()))
 }

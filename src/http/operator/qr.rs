@@ -48,8 +48,10 @@ pub async fn rotate(
         |version| codes::sign(&key, space_id, version, now),
         now,
     )
-    .await?
-    .ok_or_else(|| ApiError::not_found("space"))?;
+    .await;
+    // Committed or not, this process's next public read asks what changed.
+    state.cache.changed();
+    let qr = qr?.ok_or_else(|| ApiError::not_found("space"))?;
     tracing::info!(%space_id, version = qr.qr_version, "QR code rotated");
     Ok(axum::Json(RotatedCode {
         qr_url: codes::url(&state.config.public_url(), &qr.token),

@@ -236,8 +236,10 @@ pub async fn update_space(
         body.status,
         state.clock.now(),
     )
-    .await?
-    .ok_or_else(|| ApiError::not_found("space"))?;
+    .await;
+    // Committed or not, this process's next public read asks what changed.
+    state.cache.changed();
+    let space = space?.ok_or_else(|| ApiError::not_found("space"))?;
     Ok(axum::Json(SpaceView::new(
         space,
         &state.config.public_url(),

@@ -111,7 +111,10 @@ pub async fn put_tariff(
         tariff.currency().code(),
         state.clock.now(),
     )
-    .await?;
+    .await;
+    // Committed or not, this process's next public read asks what changed.
+    state.cache.changed();
+    let stored = stored?;
     tracing::info!(%lot_id, version = stored.version, "tariff published");
     Ok((StatusCode::CREATED, axum::Json(stored.try_into()?)))
 }

@@ -18,10 +18,8 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::domain::space::SpaceStatus;
-use crate::domain::tariff::Tariff;
 use crate::domain::timezone::TimeZone;
-use crate::http::scan::{lag_could_explain_scan, read_scanned};
-use crate::qr::resolve::{Genuine, Refusal, verify};
+use crate::qr::resolve::{Genuine, Lookup, Refusal, resolve};
 use crate::store::sessions;
 
 pub mod i18n;
@@ -160,7 +158,8 @@ pub struct PageData {
     pub space_id: Uuid,
     pub space_code: String,
     pub availability: Availability,
-    pub tariff: Option<Tariff>,
+    /// The tariff in force, parsed once per process.
+    pub tariff: Option<std::sync::Arc<crate::store::cache::CachedTariff>>,
     pub currency_symbol: String,
     pub kid: String,
     /// `{public_url}/q/`: what the driver's address bar must show.
@@ -304,43 +303,15 @@ pub(super) fn html(status: StatusCode, body: String, remember: Option<Lang>) -> 
 /// Resolves the token as `GET /v1/scan/{token}` does, and gathers what the page shows.
 async fn scan(state: &AppState, token: &str) -> anyhow::Result<Result<Box<PageData>, Refusal>> {
     let now = state.clock.now();
-    let claims = match verify(&state.keys, token, now).await? {
-        Ok(claims) => claims,
-        Err(refusal) => return Ok(Err(refusal)),
-    };
-    let claims = &claims;
-    // A public read: the replica while it is fresh (docs/operations.md, "Read replica");
-    // whether the space is taken may lag by that much, a start checks on the primary.
-    let (found, occupied) = state
-        .reads
-        .read(
-            |db| async move {
-                let found = read_scanned(&db, claims, token, now).await?;
-                let occupied = match &found {
-                    Ok((genuine, _)) if genuine.space.status == SpaceStatus::Active => {
-                        sessions::space_occupied(&db, genuine.space.space_id).await?
-                    }
-                    _ => false,
-                };
-                Ok((found, occupied))
-            },
-            |(found, _)| lag_could_explain_scan(found),
-        )
-        .await?;
-    let (Genuine { space, lot, kid }, stored) = match found {
-        Ok(found) => found,
-        Err(refusal) => return Ok(Err(refusal)),
-    };
-    let tariff =
-        match stored {
-            Some(stored) => Some(Tariff::from_json_str(&stored.document).map_err(|e| {
-                anyhow::anyhow!("stored tariff {} is invalid: {e}", stored.tariff_id)
-            })?),
-            None => None,
+    let Genuine { space, lot, kid } =
+        match resolve(&state.keys, Lookup::Cached(&state.cache), token, now).await? {
+            Ok(genuine) => genuine,
+            Err(refusal) => return Ok(Err(refusal)),
         };
+    let tariff = state.cache.tariff_in_force(lot.lot_id, now).await?;
     let availability = if space.status != SpaceStatus::Active {
         Availability::OutOfService
-    } else if occupied {
+    } else if sessions::space_occupied(&state.db, space.space_id).await? {
         Availability::Occupied
     } else {
         Availability::Free
@@ -356,12 +327,12 @@ async fn scan(state: &AppState, token: &str) -> anyhow::Result<Result<Box<PageDa
     Ok(Ok(Box::new(PageData {
         token: token.to_owned(),
         lot_id: lot.lot_id,
-        lot_name: lot.name,
-        lot_address: lot.address,
-        timezone: lot.timezone,
+        lot_name: lot.name.clone(),
+        lot_address: lot.address.clone(),
+        timezone: lot.timezone.clone(),
         offset_minutes,
         space_id: space.space_id,
-        space_code: space.code,
+        space_code: space.code.clone(),
         availability,
         tariff,
         currency_symbol: tariff_words::symbol(currency),

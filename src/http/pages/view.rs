@@ -74,7 +74,7 @@ pub fn scan_page(data: &PageData, lang: Lang) -> Markup {
     let words = data
         .tariff
         .as_ref()
-        .map(|tariff| tariff_words::describe(tariff, lang))
+        .map(|in_force| tariff_words::describe(&in_force.tariff, lang))
         .unwrap_or_default();
     let can_park = data.tariff.is_some() && data.availability != Availability::OutOfService;
     let body = html! {
@@ -87,7 +87,7 @@ pub fn scan_page(data: &PageData, lang: Lang) -> Markup {
             data-offset=(data.offset_minutes)
             data-now=(data.now.timestamp_millis())
             data-symbol=(data.currency_symbol)
-            data-max-stay=[data.tariff.as_ref().and_then(|t| t.max_stay_minutes())]
+            data-max-stay=[data.tariff.as_ref().and_then(|t| t.tariff.max_stay_minutes())]
             data-demo=[data.demo.then_some("1")]
             data-login=[data.login_url.as_deref()]
             data-client=(data.client_id)

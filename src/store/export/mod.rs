@@ -80,9 +80,11 @@ pub trait Records {
 }
 
 /// The stopped sessions of a range (`$1`..`$4`: from, to, operator, lot), for a query on
-/// `session s`: the export's and the reconciliation summary's.
-pub(super) const IN_RANGE: &str = "s.status = 'stopped' and s.ended_at >= $1 \
-    and s.ended_at < $2 and ($3 is null or s.operator_id = $3) \
+/// `session s`: the export's and the reconciliation summary's. Sealed ones only (with their
+/// place in the audit chain): a stop whose event still waits for the sealer is not in the
+/// chain yet, so not in an export (callers seal what is pending first: `audit::seal_pending`).
+pub(super) const IN_RANGE: &str = "s.status = 'stopped' and s.audit_seq is not null \
+    and s.ended_at >= $1 and s.ended_at < $2 and ($3 is null or s.operator_id = $3) \
     and ($4 is null or s.lot_id = $4)";
 
 /// The first and last chain position of a range's records, and their number.

@@ -73,6 +73,11 @@ async fn refused_payment_becomes_arrears_paid_again_in_a_new_round(app: TestApp,
         "arrears_outstanding",
     );
     assert_eq!(refused.body["arrears"], owed.body["items"]);
+    assert_eq!(
+        crate::sessions::keys_of(&app, "driver-1").await,
+        1,
+        "only the first start's key: the refused one left no claim"
+    );
 
     let pay_path = format!("/v1/me/arrears/{session}/pay");
     let unkeyed = post_keyed(&app, &pay_path, &driver, None, None).await;

@@ -80,6 +80,12 @@ impl Shared {
         self
     }
 
+    /// The children started from now on get `name=value` instead of what they got before.
+    pub(super) fn set_env(&mut self, name: &str, value: &str) {
+        self.env.retain(|(k, _)| k != name);
+        self.env.push((name.to_owned(), value.to_owned()));
+    }
+
     /// A city identity token for `subject` that the children accept, valid for an hour.
     pub(super) fn driver_token(&self, subject: &str) -> String {
         self.idp
@@ -250,15 +256,33 @@ impl Server {
 
     /// `kill -KILL`: no graceful shutdown, no flush, requests in flight die with it.
     pub(super) fn kill_hard(&mut self) {
-        let status = Command::new("kill")
-            .args(["-KILL", &self.pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -KILL {}", self.pid);
-        if let Some(mut child) = self.child.take() {
-            let exit = child.wait().expect("reap the killed server");
+        if let Some(exit) = self.signal("-KILL") {
             assert!(!exit.success(), "{} was killed: {exit}", self.name);
         }
+    }
+
+    /// `kill -TERM`: the graceful shutdown an orchestrator asks for; waits for the exit,
+    /// which must be a success.
+    pub(super) fn terminate(&mut self) {
+        if let Some(exit) = self.signal("-TERM") {
+            assert!(
+                exit.success(),
+                "{} stopped: {exit}\n{}",
+                self.name,
+                self.tail()
+            );
+        }
+    }
+
+    /// Sends `signal` and reaps the child: its exit (`None` if it was reaped before).
+    fn signal(&mut self, signal: &str) -> Option<std::process::ExitStatus> {
+        let status = Command::new("kill")
+            .args([signal, &self.pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {}", self.pid);
+        let mut child = self.child.take()?;
+        Some(child.wait().expect("reap the server"))
     }
 }
 

@@ -23,6 +23,7 @@ use crate::helpers::{Answer, TestApp, both_backends};
 mod crash_money;
 mod endings;
 pub(crate) mod harness;
+mod sealing;
 
 use harness::{
     Shared, Starting, assert_balanced, assert_children_use_the_test_database,
@@ -35,11 +36,13 @@ both_backends!(
     killed_server_keeps_every_acknowledged_write,
     planned_endings_happen_once_over_three_processes,
     killed_servers_pay_and_refund_once,
+    two_processes_seal_every_event_once_in_the_background,
 );
 
 use crash_money::killed_servers_pay_and_refund_once;
 
 use endings::planned_endings_happen_once_over_three_processes;
+use sealing::two_processes_seal_every_event_once_in_the_background;
 
 async fn hundred_starts_over_three_processes_make_one_session(app: TestApp) {
     let began = Instant::now();

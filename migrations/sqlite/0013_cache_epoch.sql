@@ -1,0 +1,15 @@
+-- What lets every process cache lots, spaces, their codes and tariffs (src/store/cache.rs,
+-- docs/operations.md "Caches"): one row, moved in the same transaction as every change of
+-- them. Each process reads it every 250 ms and drops what changed, so a rotated code, a
+-- space taken out of service or a changed lot is seen by every process within a second.
+--
+-- `epoch` counts the changes; `lot_id` names the lot of the latest one (null: any lot).
+-- A reader that saw `epoch - 1` before therefore knows exactly which lot changed; one that
+-- missed more than one change drops everything.
+create table cache_epoch (
+    id integer primary key check (id = 1),
+    epoch integer not null check (epoch >= 0),
+    lot_id blob check (lot_id is null or length(lot_id) = 16)
+) strict;
+
+insert into cache_epoch (id, epoch, lot_id) values (1, 0, null);
