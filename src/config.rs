@@ -23,6 +23,10 @@ pub struct Config {
     pub database_url: String,
     /// Most connections one process opens to the database.
     pub database_max_connections: u32,
+    /// A PostgreSQL streaming replica of `database_url` for the reads that may lag (exports,
+    /// summaries, metrics, public scans and quotes); unset: every read goes to the primary.
+    /// Only with a PostgreSQL primary (docs/operations.md, "Read replica").
+    pub database_read_url: Option<String>,
     /// Listen address.
     pub bind: SocketAddr,
     /// Base URL printed into QR codes; `http://{bind}` when unset.
@@ -94,6 +98,7 @@ impl Default for Config {
         Self {
             database_url: "sqlite://qrpark.db".into(),
             database_max_connections: 16,
+            database_read_url: None,
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
             data_dir: PathBuf::from("./qrpark-data"),
@@ -179,6 +184,7 @@ pub struct Overrides {
 const ENV_KEYS: &[&str] = &[
     "database_url",
     "database_max_connections",
+    "database_read_url",
     "bind",
     "public_url",
     "data_dir",
@@ -238,6 +244,9 @@ impl Config {
                 setting: "database_url",
                 reason: "must start with sqlite:// or postgres:// (or postgresql://)".into(),
             });
+        }
+        if let Some(url) = &self.database_read_url {
+            validate_read_url(backend, url)?;
         }
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -343,6 +352,27 @@ impl Config {
     }
 }
 
+/// A read replica is a PostgreSQL standby of a PostgreSQL primary: SQLite has no replicas,
+/// and reads from another kind of server would not be the primary's data.
+fn validate_read_url(primary: Option<Backend>, url: &str) -> Result<(), ConfigError> {
+    let reason = if primary != Some(Backend::Postgres) {
+        "a read replica needs a PostgreSQL primary: database_url is not postgres://, so unset \
+         database_read_url (QRPARK_DATABASE_READ_URL)"
+            .to_owned()
+    } else if Backend::of(url) != Some(Backend::Postgres) {
+        format!(
+            "`{}` must be the postgres:// URL of a streaming replica of the primary",
+            redact_url(url)
+        )
+    } else {
+        return Ok(());
+    };
+    Err(ConfigError::Invalid {
+        setting: "database_read_url",
+        reason,
+    })
+}
+
 /// The two database backends, chosen by the URL's scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -406,6 +436,10 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("database_url", &redact_url(&self.database_url))
             .field("database_max_connections", &self.database_max_connections)
+            .field(
+                "database_read_url",
+                &self.database_read_url.as_deref().map(redact_url),
+            )
             .field("bind", &self.bind)
             .field("public_url", &self.public_url())
             .field("data_dir", &self.data_dir)
@@ -463,6 +497,32 @@ mod tests {
             shown.contains("postgres://app:***@db:5432/qrpark"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn a_read_replica_needs_postgres_on_both_sides() {
+        let with = |primary: &str, read: &str| Config {
+            database_url: primary.into(),
+            database_read_url: Some(read.into()),
+            ..Config::default()
+        };
+        let replica = "postgres://app:s3cret@replica:5433/qrpark";
+        with("postgres://app@primary/qrpark", replica)
+            .validate()
+            .expect("a PostgreSQL primary with a PostgreSQL replica");
+        let sqlite = with("sqlite://qrpark.db", replica).validate().unwrap_err();
+        assert!(
+            sqlite.to_string().contains("needs a PostgreSQL primary"),
+            "{sqlite}"
+        );
+        let other = with("postgres://app@primary/qrpark", "mysql://app:s3cret@h/db")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(other.contains("database_read_url"), "{other}");
+        assert!(!other.contains("s3cret"), "{other}");
+        let shown = format!("{:?}", with("postgres://primary/qrpark", replica));
+        assert!(!shown.contains("s3cret"), "{shown}");
     }
 
     #[test]

@@ -26,7 +26,11 @@ pub use http::app;
 /// Everything a request handler may need, cloned cheaply into each request.
 #[derive(Clone)]
 pub struct AppState {
+    /// The primary: every write, and every read that must not lag.
     pub db: store::Db,
+    /// Where reads that may lag go: a read replica while it is fresh, else the primary
+    /// (`QRPARK_DATABASE_READ_URL`; docs/operations.md, "Read replica").
+    pub reads: store::reads::Reads,
     pub config: Arc<config::Config>,
     pub clock: Arc<dyn clock::Clock>,
     pub metrics: telemetry::Metrics,

@@ -79,9 +79,12 @@ pub async fn export(config: Config, args: ExportArgs) -> anyhow::Result<()> {
     };
     // Exports hold sealed sessions only: seal what is pending first (docs/audit.md).
     crate::store::audit::seal_pending(&state.db).await?;
+    // The read replica, when one is configured and catches up with the primary within a
+    // bound; else the primary (docs/operations.md, "Read replica").
+    let db = state.reads.caught_up().await;
     // A progress bar on a terminal; nothing when stderr is piped (and no count to make).
     let progress = if std::io::stderr().is_terminal() {
-        let total = export::count(&state.db, &range).await?;
+        let total = export::count(&db, &range).await?;
         Some(Progress::new(u64::try_from(total)?))
     } else {
         None
@@ -94,7 +97,7 @@ pub async fn export(config: Config, args: ExportArgs) -> anyhow::Result<()> {
     // Written beside the destination and renamed into place once whole: a failed export
     // leaves no file that looks like one.
     let partial = with_suffix(&args.out, ".partial");
-    let written = write_export(&state.db, &range, format, &key, &partial, progress).await;
+    let written = write_export(&db, &range, format, &key, &partial, progress).await;
     if shown {
         eprintln!();
     }
@@ -114,6 +117,7 @@ pub async fn export(config: Config, args: ExportArgs) -> anyhow::Result<()> {
         args.out.display(),
         crate::domain::audit::hex(&head)
     );
+    state.reads.close().await;
     state.db.close().await;
     Ok(())
 }

@@ -11,6 +11,7 @@ use crate::http::server::ServerLimits;
 use crate::identity::city::{CityVerifier, JwksSource};
 use crate::qr::keyring::KeyRing;
 use crate::store::Db;
+use crate::store::reads::Reads;
 use crate::telemetry::Metrics;
 use crate::{AppState, app};
 
@@ -105,7 +106,18 @@ pub async fn state(config: Config, db: Db) -> anyhow::Result<AppState> {
     let pseudonym_key = crate::secrets::server_secret(&db, &kek, crate::secrets::PSEUDONYM_KEY)
         .await
         .context("cannot load the pseudonym key")?;
+    let reads = match &config.database_read_url {
+        Some(url) => Reads::with_replica(db.clone(), url, config.database_max_connections)
+            .map_err(|reason| {
+                anyhow::anyhow!(
+                    "configuration: setting `database_read_url` (QRPARK_DATABASE_READ_URL) is \
+                     invalid: {reason}"
+                )
+            })?,
+        None => Reads::primary(db.clone()),
+    };
     Ok(AppState {
+        reads,
         plate_key: Arc::new(plate_key),
         pseudonym_key: Arc::new(pseudonym_key),
         clock: Arc::new(SystemClock),
@@ -140,12 +152,13 @@ pub async fn serve(
     crate::sessions::scheduler::spawn(state.clone());
     let sealer = crate::audit::sealer::spawn(state.clone());
     ready(addr);
-    let db = state.db.clone();
+    let (db, reads) = (state.db.clone(), state.reads.clone());
     let limits = ServerLimits::from_config(&state.config);
     crate::http::server::serve(listener, app(state), limits, shutdown_signal()).await;
     // The requests in flight have finished: their audit events are sealed before the pool
     // closes.
     sealer.stop().await;
+    reads.close().await;
     db.close().await;
     tracing::info!("qrpark stopped");
     Ok(())

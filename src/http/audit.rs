@@ -130,7 +130,8 @@ pub async fn sessions(
         .await?;
     tracing::info!(auditor = %auditor.subject, from = %range.from, to = %range.to, "audit export");
     let (sender, receiver) = mpsc::channel::<export::Chunk>(8);
-    let db = state.db.clone();
+    // The replica once it holds everything the primary held when the export was asked for.
+    let db = state.reads.caught_up().await;
     let exported = tokio::spawn(async move {
         export::produce(&db, &range, format, &key, &sender)
             .await
@@ -195,7 +196,7 @@ pub async fn checkpoint(
         .signing_key(KeyPurpose::Checkpoint, state.clock.now())
         .await?;
     let (sender, mut receiver) = mpsc::channel::<export::Chunk>(8);
-    let db = state.db.clone();
+    let db = state.reads.caught_up().await;
     let producer = {
         let (range, key) = (range.clone(), key.clone());
         tokio::spawn(async move { export::produce(&db, &range, format, &key, &sender).await })
@@ -258,7 +259,11 @@ pub async fn summary(
 ) -> Result<axum::Json<Summary>, ApiError> {
     let (range, _) = query.range(state.clock.now())?;
     seal_pending(&state).await?;
-    let totals = audit_summary::per_lot_day(&state.db, &range).await?;
+    let range = &range;
+    let totals = state
+        .reads
+        .read_caught_up(|db| async move { audit_summary::per_lot_day(&db, range).await })
+        .await?;
     let mut out = Vec::with_capacity(totals.len());
     for t in totals {
         if !t.reconciles() {

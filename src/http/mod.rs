@@ -1,7 +1,7 @@
 //! HTTP: one module per audience, one error type, extractors per kind of caller.
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, MatchedPath, State};
 use axum::http::{HeaderName, Request};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
@@ -131,6 +131,10 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             limits::limit_by_address,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            reads_follow_changes,
+        ))
         .layer(axum::middleware::from_fn(crate::telemetry::track_requests))
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api));
@@ -159,6 +163,30 @@ pub fn app(state: AppState) -> Router {
             .layer(CatchPanicLayer::custom(panic_response))
             .layer(DefaultBodyLimit::max(body_limit)),
     )
+}
+
+/// Changes through the operator API and the console (lots, spaces, codes, tariffs) are what
+/// public reads show: once one is answered, this process reads them from the primary until
+/// the replica is known to hold it (`store::reads`), so an operator who rotates a code and
+/// scans it sees the old one refused at once.
+async fn reads_follow_changes(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let changes = !request.method().is_safe()
+        && request
+            .extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|path| {
+                let path = path.as_str();
+                path.starts_with("/v1/operator/") || path.starts_with("/console/")
+            });
+    let response = next.run(request).await;
+    if changes {
+        state.reads.note_change();
+    }
+    response
 }
 
 async fn route_not_found() -> ApiError {

@@ -68,6 +68,16 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         .set(size.saturating_sub(idle as u32) as f64);
     metrics::gauge!("db_pool_max_connections", "backend" => backend)
         .set(f64::from(state.config.database_max_connections));
+    if state.reads.has_replica() {
+        // How old the replica's knowledge is (-1: unknown, unreachable), and whether reads
+        // that may lag go there now (docs/operations.md, "Read replica").
+        metrics::gauge!("db_replica_staleness_seconds")
+            .set(state.reads.staleness().map_or(-1.0, |s| s.as_secs_f64()));
+        metrics::gauge!("db_replica_in_use").set(if state.reads.on_replica() { 1.0 } else { 0.0 });
+        let served = state.reads.served();
+        metrics::counter!("db_replica_reads_total", "server" => "replica").absolute(served.replica);
+        metrics::counter!("db_replica_reads_total", "server" => "primary").absolute(served.primary);
+    }
     (
         [(
             header::CONTENT_TYPE,

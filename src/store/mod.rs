@@ -24,6 +24,7 @@ pub mod lots;
 pub mod metrics;
 pub mod operators;
 pub mod outbox;
+pub mod reads;
 pub mod refunds;
 pub mod secrets;
 pub mod session_pages;

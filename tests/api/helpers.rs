@@ -159,6 +159,13 @@ static POSTGRES_SKIPPED: Once = Once::new();
 /// A fresh, empty schema of the PostgreSQL database named by `QRPARK_TEST_POSTGRES_URL`
 /// (not migrated) and that URL, or `None` (said loudly, once) when it is unset.
 pub async fn empty_postgres() -> Option<(Db, String)> {
+    empty_postgres_schema()
+        .await
+        .map(|(db, url, _schema)| (db, url))
+}
+
+/// Like [`empty_postgres`], with the schema's name.
+pub async fn empty_postgres_schema() -> Option<(Db, String, String)> {
     let Ok(url) = std::env::var("QRPARK_TEST_POSTGRES_URL") else {
         if std::env::var_os("QRPARK_REQUIRE_POSTGRES").is_some() {
             panic!("QRPARK_REQUIRE_POSTGRES is set but QRPARK_TEST_POSTGRES_URL is not");
@@ -190,7 +197,14 @@ pub async fn empty_postgres() -> Option<(Db, String)> {
     let db = Db::connect_postgres(options, 4)
         .await
         .expect("connect to test schema");
-    Some((db, url))
+    Some((db, url, schema))
+}
+
+/// The URL of `schema` on the replica at `read_url` (a streaming replica of the primary, so
+/// the schema made there appears on it).
+pub fn schema_on(read_url: &str, schema: &str) -> String {
+    let joint = if read_url.contains('?') { '&' } else { '?' };
+    format!("{read_url}{joint}options%5Bsearch_path%5D={schema}")
 }
 
 impl TestApp {
@@ -232,12 +246,26 @@ impl TestApp {
     }
 
     /// Like [`TestApp::postgres_paying`], with `tweak` applied to the test's configuration.
+    /// With `QRPARK_TEST_POSTGRES_READ_URL` set (`.ci/run` sets it), the app reads what may
+    /// lag from that streaming replica, as `QRPARK_DATABASE_READ_URL` makes it do.
     pub async fn postgres_configured(
         payments_url: Option<String>,
         tweak: fn(&mut Config),
     ) -> Option<Self> {
-        let (db, url) = empty_postgres().await?;
-        Some(Self::start(db, url, None, payments_url, tweak).await)
+        let read_url = std::env::var("QRPARK_TEST_POSTGRES_READ_URL").ok();
+        Self::postgres_reading(read_url.as_deref(), payments_url, tweak).await
+    }
+
+    /// An app on a fresh PostgreSQL schema whose reads that may lag go to that schema on the
+    /// server at `read_url` (none: to the primary).
+    pub async fn postgres_reading(
+        read_url: Option<&str>,
+        payments_url: Option<String>,
+        tweak: fn(&mut Config),
+    ) -> Option<Self> {
+        let (db, url, schema) = empty_postgres_schema().await?;
+        let read_url = read_url.map(|read| schema_on(read, &schema));
+        Some(Self::start_reading(db, url, read_url, None, payments_url, tweak).await)
     }
 
     /// An app on `db` (migrated here), whose URL is `url`: for tests that bring a database
@@ -245,6 +273,18 @@ impl TestApp {
     pub async fn start(
         db: Db,
         url: String,
+        dir: Option<TempDir>,
+        payments_url: Option<String>,
+        tweak: fn(&mut Config),
+    ) -> Self {
+        Self::start_reading(db, url, None, dir, payments_url, tweak).await
+    }
+
+    /// Like [`TestApp::start`], reading what may lag from `read_url` when given.
+    pub async fn start_reading(
+        db: Db,
+        url: String,
+        read_url: Option<String>,
         dir: Option<TempDir>,
         payments_url: Option<String>,
         tweak: fn(&mut Config),
@@ -266,6 +306,7 @@ impl TestApp {
             rate_limit_per_address: 0,
             rate_limit_per_identity: 0,
             data_dir: dir.0.join("data"),
+            database_read_url: read_url,
             ..Config::default()
         };
         tweak(&mut config);
@@ -315,6 +356,14 @@ impl TestApp {
             client: reqwest::Client::new(),
             _dir: Some(dir),
         }
+    }
+
+    /// Waits (up to 2 s) until the app's read replica, if it has one, holds every change
+    /// made so far: for a test that reads at once what a driver just did through a public
+    /// page, which a replica may show up to a second late (docs/operations.md, "Read
+    /// replica").
+    pub async fn replica_caught_up(&self) {
+        self.state.reads.caught_up().await;
     }
 
     /// A second app on this one's database, as another `qrpark serve` process behind the same

@@ -23,6 +23,7 @@ mod pages;
 mod privacy;
 mod processes;
 mod qr;
+mod replica;
 mod scan_cache;
 mod sessions;
 mod spaces;

@@ -165,8 +165,17 @@ pub async fn lot_metrics(
             error.to_string(),
         )])
     })?;
-    let spans: Vec<Span> = crate::store::metrics::spans(&state.db, lot_id, from, to)
-        .await?
+    // The figures from the replica once it holds every session the primary holds now
+    // (docs/operations.md, "Read replica"); whose lot it is was read on the primary above.
+    let (spans, spaces) = state
+        .reads
+        .read_caught_up(|db| async move {
+            let spans = crate::store::metrics::spans(&db, lot_id, from, to).await?;
+            let (_, spaces, _) = sessions::occupancy(&db, lot_id).await?;
+            Ok((spans, spaces))
+        })
+        .await?;
+    let spans: Vec<Span> = spans
         .into_iter()
         .map(|s| Span {
             started_at: s.started_at,
@@ -174,7 +183,6 @@ pub async fn lot_metrics(
             fee_minor: s.fee_minor,
         })
         .collect();
-    let (_, spaces, _) = sessions::occupancy(&state.db, lot_id).await?;
     let currency = Currency::parse(&lot.currency).map_err(ApiError::internal)?;
     Ok(Measured {
         hours: metrics::hours(&range, &spans, now),
