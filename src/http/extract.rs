@@ -44,6 +44,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 
 /// Parses a JSON body, naming the offending field's path on a shape error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde reads a struct from a JSON array too, member by member in declaration order
+    // (`["Lot", "UTC", "EUR"]` would create a lot). Every request body is an object, as the
+    // OpenAPI document says: an array is refused once it is known to be JSON at all.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+    {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "$",
+            "must be a JSON object",
+        )]));
+    }
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     let result: Result<T, _> = serde_path_to_error::deserialize(deserializer);
     result.map_err(|err| {
@@ -140,6 +151,31 @@ pub fn storable_instants<const N: usize>(
         Ok(())
     } else {
         Err(ApiError::validation(errors))
+    }
+}
+
+/// Brings each optional instant of a filter into what both databases store: 1970 to 9999,
+/// whole microseconds. Nothing is stored outside that range, so a filter bound outside it
+/// selects the same as the range's own bound, and every RFC 3339 instant is a good filter.
+pub fn clamp_instants<const N: usize>(instants: [&mut Option<chrono::DateTime<chrono::Utc>>; N]) {
+    use chrono::{DurationRound, NaiveDate, TimeZone, Utc};
+    let first = Utc.from_utc_datetime(
+        &NaiveDate::from_ymd_opt(1970, 1, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .expect("a valid instant"),
+    );
+    let last = Utc.from_utc_datetime(
+        &NaiveDate::from_ymd_opt(9999, 12, 31)
+            .and_then(|d| d.and_hms_micro_opt(23, 59, 59, 999_999))
+            .expect("a valid instant"),
+    );
+    for slot in instants {
+        if let Some(at) = slot {
+            let exact = at
+                .duration_trunc(chrono::TimeDelta::microseconds(1))
+                .unwrap_or(*at);
+            *at = exact.clamp(first, last);
+        }
     }
 }
 

@@ -59,7 +59,10 @@ pub struct Receipt {
     ),
     security(("city_identity" = [])),
     responses(
-        (status = 200, description = "The receipt", body = Receipt),
+        (status = 200, description = "The receipt: JSON, or a printable HTML page with `format=html` or `Accept: text/html`", content(
+            (Receipt = "application/json"),
+            (String = "text/html"),
+        )),
         (status = 404, description = "No such session of yours", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`session_active`: stop it first", body = ProblemBody, content_type = "application/problem+json"),
     )
