@@ -169,13 +169,11 @@ pub fn clamp_instants<const N: usize>(instants: [&mut Option<chrono::DateTime<ch
             .and_then(|d| d.and_hms_micro_opt(23, 59, 59, 999_999))
             .expect("a valid instant"),
     );
-    for slot in instants {
-        if let Some(at) = slot {
-            let exact = at
-                .duration_trunc(chrono::TimeDelta::microseconds(1))
-                .unwrap_or(*at);
-            *at = exact.clamp(first, last);
-        }
+    for at in instants.into_iter().flatten() {
+        let exact = at
+            .duration_trunc(chrono::TimeDelta::microseconds(1))
+            .unwrap_or(*at);
+        *at = exact.clamp(first, last);
     }
 }
 

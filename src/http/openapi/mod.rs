@@ -38,22 +38,31 @@ pub struct ProblemsDoc;
 
 impl utoipa::Modify for ProblemsDoc {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for item in openapi.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ];
-            for operation in operations.into_iter().flatten() {
-                for (status, codes, why) in problems_of(operation) {
-                    add_problem(operation, status, codes, why);
-                }
-                describe_idempotency_key(operation);
+        for (_, operation) in operations_mut(openapi) {
+            for (status, codes, why) in problems_of(operation) {
+                add_problem(operation, status, codes, why);
             }
+            describe_idempotency_key(operation);
         }
     }
+}
+
+/// Every operation of the document, with its path.
+pub(crate) fn operations_mut(
+    openapi: &mut utoipa::openapi::OpenApi,
+) -> impl Iterator<Item = (&str, &mut Operation)> {
+    openapi.paths.paths.iter_mut().flat_map(|(path, item)| {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        .map(move |operation| (path.as_str(), operation))
+    })
 }
 
 /// The statuses and codes the extractors of `operation` can answer.
