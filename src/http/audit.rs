@@ -59,9 +59,8 @@ fn instant(
     let Some(text) = value else {
         return Ok(default);
     };
-    DateTime::parse_from_rfc3339(text)
-        .map(|at| at.with_timezone(&Utc))
-        .map_err(|_| FieldError::new(path, "must be an RFC 3339 instant"))
+    crate::http::extract::rfc3339(text)
+        .ok_or_else(|| FieldError::new(path, "must be an RFC 3339 instant"))
 }
 
 impl ExportQuery {

@@ -404,9 +404,11 @@ pub async fn record_violation(
 pub struct ViolationQuery {
     /// Observed at or after this instant (RFC 3339; default: the beginning).
     #[param(schema_with = crate::http::openapi::instant)]
+    #[serde(default, deserialize_with = "crate::http::extract::optional_instant")]
     pub from: Option<DateTime<Utc>>,
     /// Observed before this instant, which must be after `from` (default: now).
     #[param(schema_with = crate::http::openapi::instant)]
+    #[serde(default, deserialize_with = "crate::http::extract::optional_instant")]
     pub to: Option<DateTime<Utc>>,
     /// Only this lot.
     pub lot: Option<Uuid>,

@@ -3,6 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{StatusCode, header, request::Parts};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
@@ -152,6 +153,39 @@ pub fn storable_instants<const N: usize>(
     } else {
         Err(ApiError::validation(errors))
     }
+}
+
+/// An instant written as RFC 3339 writes it, and as the OpenAPI document's `date-time` says:
+/// four-digit years, `T` between date and time, an offset. chrono's own parsing is more
+/// lenient (`+10000-01-01T00:00:00Z`, a space for the `T`), which the document does not
+/// allow.
+pub fn rfc3339(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    if text.as_bytes().get(10) == Some(&b' ') {
+        return None;
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|at| at.with_timezone(&chrono::Utc))
+}
+
+/// serde's reading of a strict RFC 3339 instant ([`rfc3339`]):
+/// `#[serde(deserialize_with = "crate::http::extract::instant")]`.
+pub fn instant<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<chrono::DateTime<chrono::Utc>, D::Error> {
+    let text = String::deserialize(d)?;
+    rfc3339(&text).ok_or_else(|| serde::de::Error::custom("must be an RFC 3339 instant"))
+}
+
+/// The same for an optional member: `#[serde(default, deserialize_with = "...")]`.
+pub fn optional_instant<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|text| {
+            rfc3339(&text).ok_or_else(|| serde::de::Error::custom("must be an RFC 3339 instant"))
+        })
+        .transpose()
 }
 
 /// Brings each optional instant of a filter into what both databases store: 1970 to 9999,

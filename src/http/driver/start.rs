@@ -43,6 +43,7 @@ pub struct StartRequest {
     pub plate: Option<String>,
     /// A planned end: the session stops itself then (after now, not after `leave_by`).
     #[schema(schema_with = crate::http::openapi::instant_or_null)]
+    #[serde(default, deserialize_with = "crate::http::extract::optional_instant")]
     pub stop_at: Option<DateTime<Utc>>,
 }
 

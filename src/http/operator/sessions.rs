@@ -28,9 +28,11 @@ pub struct SessionQuery {
     pub lot: Option<Uuid>,
     /// Sessions started at or after this instant (RFC 3339).
     #[param(schema_with = crate::http::openapi::instant)]
+    #[serde(default, deserialize_with = "crate::http::extract::optional_instant")]
     pub from: Option<DateTime<Utc>>,
     /// Sessions started before this instant.
     #[param(schema_with = crate::http::openapi::instant)]
+    #[serde(default, deserialize_with = "crate::http::extract::optional_instant")]
     pub to: Option<DateTime<Utc>>,
     /// `active` for the sessions still running, `stopped` for the ended ones.
     #[param(schema_with = crate::http::openapi::session_status)]
