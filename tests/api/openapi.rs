@@ -408,6 +408,23 @@ async fn request_schemas_refuse_unknown_members(app: TestApp) {
 
     // And the server refuses them, naming the member, on an operation of each audience.
     let credentials = Credentials::new(&app).await;
+    // A receipt took any query parameter; like every other route it now names the stranger.
+    let receipt = app
+        .get(
+            &format!(
+                "/v1/sessions/{}/receipt?format=html&colour=red",
+                Uuid::now_v7()
+            ),
+            Some(&credentials.driver),
+        )
+        .await;
+    assert_eq!(
+        receipt.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        receipt.text
+    );
+    assert_eq!(receipt.problem_code(), "unknown_field");
     let lot = app
         .post(
             "/v1/operator/lots",

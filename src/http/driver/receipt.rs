@@ -20,8 +20,10 @@ use crate::http::pages::receipt::{
 use crate::http::pages::request_language;
 use crate::store::{lots, refunds, sessions, spaces};
 
-/// `?format=html` for the printable receipt page, `?lang=en|zh` for its language.
+/// `?format=html` for the printable receipt page, `?lang=en|zh` for its language. Other
+/// parameters are refused (422 `unknown_field`), as on every other route.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReceiptQuery {
     pub format: Option<String>,
     pub lang: Option<String>,
