@@ -62,6 +62,14 @@ const TWO_DECIMALS: &[&str] = &[
 pub struct UnknownCurrency(pub String);
 
 impl Currency {
+    /// Every code [`Currency::parse`] accepts.
+    pub fn codes() -> impl Iterator<Item = &'static str> {
+        OTHER_MINOR_UNITS
+            .iter()
+            .map(|(code, _)| *code)
+            .chain(TWO_DECIMALS.iter().copied())
+    }
+
     /// Parses an upper-case ISO 4217 code such as `CNY`.
     pub fn parse(code: &str) -> Result<Self, UnknownCurrency> {
         let minor_unit = OTHER_MINOR_UNITS
@@ -145,6 +153,15 @@ mod tests {
     fn tables_do_not_overlap() {
         for (code, _) in OTHER_MINOR_UNITS {
             assert!(!TWO_DECIMALS.contains(code), "{code} listed twice");
+        }
+    }
+
+    #[test]
+    fn every_listed_code_parses() {
+        let codes: Vec<&str> = Currency::codes().collect();
+        assert!(codes.len() > 150);
+        for code in codes {
+            assert_eq!(Currency::parse(code).unwrap().code(), code);
         }
     }
 }

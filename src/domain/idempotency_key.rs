@@ -12,6 +12,8 @@ pub struct InvalidIdempotencyKey;
 impl IdempotencyKey {
     /// The longest key accepted.
     pub const MAX_LEN: usize = 255;
+    /// What [`IdempotencyKey::parse`] accepts, as an ECMA 262 pattern for the OpenAPI document.
+    pub const PATTERN: &str = "^[!-~]{1,255}$";
 
     /// A key, if `text` is 1 to 255 visible ASCII characters.
     pub fn parse(text: &str) -> Result<Self, InvalidIdempotencyKey> {

@@ -13,6 +13,15 @@ pub const PROVINCES: [char; 31] = [
 const MIN_CHARS: usize = 2;
 const MAX_CHARS: usize = 10;
 
+/// What [`Plate::parse`] accepts, as an ECMA 262 pattern for the OpenAPI document: the
+/// separators anywhere, one province character before the first Latin letter or digit, and 2
+/// to 10 Latin letters (either case) and digits.
+pub static PATTERN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let provinces: String = PROVINCES.iter().collect();
+    let sep = r"[ \-\u00B7.]*";
+    format!("^{sep}(?:[{provinces}]{sep})?(?:[A-Za-z0-9]{sep}){{{MIN_CHARS},{MAX_CHARS}}}$")
+});
+
 /// A normalised plate: upper case, no separators, 2 to 10 of `A-Z0-9`, optionally after one
 /// province character (`沪A12345`, `沪AD12345` for new-energy vehicles, `B123XYZ`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -148,6 +157,32 @@ mod tests {
             "AB\u{3000}12",
         ] {
             assert_eq!(Plate::parse(bad), Err(InvalidPlate), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_pattern_agrees_with_parse() {
+        let pattern = regex::Regex::new(&PATTERN).unwrap();
+        let pieces = [
+            "", "沪", "京", "A", "b", "9", " ", "-", "·", ".", "ß", "Ａ", "\t", "东",
+        ];
+        let mut texts = Vec::new();
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    texts.push(format!("{a}{b}{c}"));
+                    texts.push(format!("{a}{b}1{c}"));
+                    texts.push(format!("{a}{b}A2345678{c}"));
+                    texts.push(format!("{a}{b}A23456789{c}"));
+                }
+            }
+        }
+        for text in &texts {
+            assert_eq!(
+                pattern.is_match(text),
+                Plate::parse(text).is_ok(),
+                "{text:?}"
+            );
         }
     }
 }

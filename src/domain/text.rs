@@ -1,5 +1,23 @@
 //! Rules shared by the short human-entered texts (names, addresses, codes).
 
+/// The whitespace `str::trim` removes that is not also a control character (Unicode
+/// White_Space less Cc), spelled for a regular-expression character class.
+const SPACES: &str = r" \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
+
+/// What [`check_line`] accepts, as an ECMA 262 pattern for the OpenAPI document (lengths
+/// are `minLength`/`maxLength`): no control character, no whitespace at either end.
+pub static LINE_PATTERN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let inner = r"\x00-\x1F\x7F-\x9F";
+    format!("^[^{inner}{SPACES}](?:[^{inner}]*[^{inner}{SPACES}])?$")
+});
+
+/// What [`check_note`] accepts, as an ECMA 262 pattern: tabs and line breaks allowed, other
+/// control characters not, and at least one character that is not whitespace.
+pub static NOTE_PATTERN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let allowed = r"[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*";
+    format!(r"^{allowed}[^\x00-\x1F\x7F-\x9F{SPACES}]{allowed}$")
+});
+
 /// Why a human-entered text was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TextError {
@@ -76,5 +94,58 @@ mod tests {
         assert_eq!(check_line("abcdef", 5), Err(TextError::TooLong { max: 5 }));
         assert_eq!(check_line("a\nb", 5), Err(TextError::ControlCharacter));
         assert_eq!(check_line(" a", 5), Err(TextError::OuterWhitespace));
+    }
+
+    /// The OpenAPI patterns say exactly what the checks accept, character by character.
+    #[test]
+    fn the_patterns_agree_with_the_checks() {
+        let line = regex::Regex::new(&LINE_PATTERN).unwrap();
+        let note = regex::Regex::new(&NOTE_PATTERN).unwrap();
+        let odd = [
+            ' ',
+            '\t',
+            '\n',
+            '\r',
+            '\u{b}',
+            '\u{c}',
+            '\u{7}',
+            '\u{7f}',
+            '\u{85}',
+            '\u{9f}',
+            '\u{a0}',
+            '\u{a1}',
+            '\u{1680}',
+            '\u{2000}',
+            '\u{200a}',
+            '\u{200b}',
+            '\u{2028}',
+            '\u{202f}',
+            '\u{205f}',
+            '\u{3000}',
+            '\u{feff}',
+            'a',
+            '停',
+            '\u{1f600}',
+        ];
+        let mut texts = vec![String::new()];
+        for a in odd {
+            texts.push(a.to_string());
+            for b in odd {
+                texts.push(format!("{a}{b}"));
+                texts.push(format!("{a}x{b}"));
+            }
+        }
+        for text in &texts {
+            assert_eq!(
+                line.is_match(text),
+                check_line(text, usize::MAX).is_ok(),
+                "line {text:?}"
+            );
+            assert_eq!(
+                note.is_match(text),
+                check_note(text, usize::MAX).is_ok(),
+                "note {text:?}"
+            );
+        }
     }
 }

@@ -15,6 +15,11 @@ pub struct TimeZone(Tz);
 pub struct UnknownTimeZone(pub String);
 
 impl TimeZone {
+    /// Every name [`TimeZone::parse`] accepts.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())
+    }
+
     /// Parses an exact IANA name (case-sensitive, as the tz database spells it).
     pub fn parse(name: &str) -> Result<Self, UnknownTimeZone> {
         Tz::from_str(name)
@@ -63,6 +68,15 @@ mod tests {
     fn refuses_unknown_names_and_offsets() {
         for bad in ["Mars/Olympus", "", "+08:00", "asia/shanghai", "CST8"] {
             assert!(TimeZone::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn every_listed_name_parses() {
+        let names: Vec<&str> = TimeZone::names().collect();
+        assert!(names.len() > 400);
+        for name in &names {
+            assert_eq!(TimeZone::parse(name).unwrap().name(), *name);
         }
     }
 }

@@ -35,9 +35,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     /// Sessions that ended at or after this instant (RFC 3339; default: the beginning).
+    #[param(schema_with = crate::http::openapi::instant)]
     pub from: Option<String>,
     /// ...and before this one (default: now). A range wholly in the past exports
     /// byte-identically every time, until retention erases its plates (then `null`).
+    #[param(schema_with = crate::http::openapi::instant)]
     pub to: Option<String>,
     /// Only this operator's lots.
     pub operator: Option<Uuid>,
@@ -45,6 +47,7 @@ pub struct ExportQuery {
     pub lot: Option<Uuid>,
     /// `jsonl` (default; records with their fee breakdown, then a signed checkpoint line) or
     /// `csv` (records; the checkpoint from `/v1/audit/checkpoint`).
+    #[param(schema_with = crate::http::openapi::export_format)]
     pub format: Option<String>,
 }
 
@@ -56,9 +59,8 @@ fn instant(
     let Some(text) = value else {
         return Ok(default);
     };
-    DateTime::parse_from_rfc3339(text)
-        .map(|at| at.with_timezone(&Utc))
-        .map_err(|_| FieldError::new(path, "must be an RFC 3339 instant"))
+    crate::http::extract::rfc3339(text)
+        .ok_or_else(|| FieldError::new(path, "must be an RFC 3339 instant"))
 }
 
 impl ExportQuery {
@@ -111,7 +113,10 @@ async fn seal_pending(state: &AppState) -> Result<(), ApiError> {
     params(ExportQuery),
     security(("city_identity" = [])),
     responses(
-        (status = 200, description = "The export (text/csv or application/x-ndjson)", body = String),
+        (status = 200, description = "The export: JSON lines (`format=jsonl`, the default) or CSV (`format=csv`)", content(
+            (String = "application/x-ndjson"),
+            (String = "text/csv"),
+        )),
         (status = 401, description = "`token_invalid`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: not an auditor", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`", body = ProblemBody, content_type = "application/problem+json"),

@@ -21,7 +21,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DemoTokenRequest {
-    /// The demo driver's subject (default `demo-driver`).
+    /// The demo driver's subject, 1 to 255 characters (default `demo-driver`).
+    #[schema(min_length = 1, max_length = 255)]
     pub subject: Option<String>,
     /// Roles, e.g. `["auditor"]`.
     #[serde(default)]
@@ -54,7 +55,7 @@ pub async fn demo_token(
         return Err(ApiError::not_found("route"));
     };
     let subject = body.subject.unwrap_or_else(|| "demo-driver".to_owned());
-    if subject.is_empty() || subject.len() > 255 {
+    if subject.is_empty() || subject.chars().count() > 255 {
         return Err(ApiError::validation(vec![FieldError::new(
             "$.subject",
             "must be 1 to 255 characters",

@@ -18,7 +18,7 @@ use crate::domain::plate::Plate;
 use crate::domain::session::{EndedBy, PaidStatus};
 use crate::domain::text;
 use crate::http::error::{ApiError, ErrorCode, FieldError, ProblemBody};
-use crate::http::extract::{IdPath, Json, Query, Warden, WardenOrAuditor, storable_instants};
+use crate::http::extract::{IdPath, Json, Query, Warden, WardenOrAuditor, clamp_instants};
 use crate::qr::resolve::{Lookup, resolve, token_of};
 use crate::sessions::ending;
 use crate::store::sessions::Session;
@@ -72,6 +72,7 @@ pub struct CheckQuery {
     /// A space's id: that space.
     pub space_id: Option<Uuid>,
     /// A plate: every active session of that plate.
+    #[param(schema_with = crate::http::openapi::plate)]
     pub plate: Option<String>,
 }
 
@@ -292,9 +293,10 @@ pub struct NewViolation {
     pub qr: Option<String>,
     pub space_id: Option<Uuid>,
     /// The plate of the vehicle on the space.
-    #[schema(example = "沪A12345")]
+    #[schema(schema_with = crate::http::openapi::plate)]
     pub plate: String,
-    /// What the warden saw (1 to 500 characters).
+    /// What the warden saw (1 to 500 characters, not all whitespace).
+    #[schema(schema_with = crate::http::openapi::note_or_null)]
     pub note: Option<String>,
 }
 
@@ -405,9 +407,13 @@ pub async fn record_violation(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ViolationQuery {
-    /// Observed at or after this instant (default: the beginning).
+    /// Observed at or after this instant (RFC 3339; default: the beginning).
+    #[param(schema_with = crate::http::openapi::instant)]
+    #[serde(default, deserialize_with = "crate::http::extract::optional_instant")]
     pub from: Option<DateTime<Utc>>,
-    /// Observed before this instant (default: now).
+    /// Observed before this instant, which must be after `from` (default: now).
+    #[param(schema_with = crate::http::openapi::instant)]
+    #[serde(default, deserialize_with = "crate::http::extract::optional_instant")]
     pub to: Option<DateTime<Utc>>,
     /// Only this lot.
     pub lot: Option<Uuid>,
@@ -439,7 +445,7 @@ pub async fn list_violations(
     _reader: WardenOrAuditor,
     Query(mut query): Query<ViolationQuery>,
 ) -> Result<axum::Json<ViolationList>, ApiError> {
-    storable_instants([(&mut query.from, "$.from"), (&mut query.to, "$.to")])?;
+    clamp_instants([&mut query.from, &mut query.to]);
     let from = query.from.unwrap_or(DateTime::UNIX_EPOCH);
     let to = query
         .to

@@ -3,6 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{StatusCode, header, request::Parts};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
@@ -44,6 +45,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 
 /// Parses a JSON body, naming the offending field's path on a shape error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde reads a struct from a JSON array too, member by member in declaration order
+    // (`["Lot", "UTC", "EUR"]` would create a lot). Every request body is an object, as the
+    // OpenAPI document says: an array is refused once it is known to be JSON at all.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+    {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "$",
+            "must be a JSON object",
+        )]));
+    }
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     let result: Result<T, _> = serde_path_to_error::deserialize(deserializer);
     result.map_err(|err| {
@@ -140,6 +152,62 @@ pub fn storable_instants<const N: usize>(
         Ok(())
     } else {
         Err(ApiError::validation(errors))
+    }
+}
+
+/// An instant written as RFC 3339 writes it, and as the OpenAPI document's `date-time` says:
+/// four-digit years, `T` between date and time, an offset. chrono's own parsing is more
+/// lenient (`+10000-01-01T00:00:00Z`, a space for the `T`), which the document does not
+/// allow.
+pub fn rfc3339(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    if text.as_bytes().get(10) == Some(&b' ') {
+        return None;
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|at| at.with_timezone(&chrono::Utc))
+}
+
+/// serde's reading of a strict RFC 3339 instant ([`rfc3339`]):
+/// `#[serde(deserialize_with = "crate::http::extract::instant")]`.
+pub fn instant<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<chrono::DateTime<chrono::Utc>, D::Error> {
+    let text = String::deserialize(d)?;
+    rfc3339(&text).ok_or_else(|| serde::de::Error::custom("must be an RFC 3339 instant"))
+}
+
+/// The same for an optional member: `#[serde(default, deserialize_with = "...")]`.
+pub fn optional_instant<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|text| {
+            rfc3339(&text).ok_or_else(|| serde::de::Error::custom("must be an RFC 3339 instant"))
+        })
+        .transpose()
+}
+
+/// Brings each optional instant of a filter into what both databases store: 1970 to 9999,
+/// whole microseconds. Nothing is stored outside that range, so a filter bound outside it
+/// selects the same as the range's own bound, and every RFC 3339 instant is a good filter.
+pub fn clamp_instants<const N: usize>(instants: [&mut Option<chrono::DateTime<chrono::Utc>>; N]) {
+    use chrono::{DurationRound, NaiveDate, TimeZone, Utc};
+    let first = Utc.from_utc_datetime(
+        &NaiveDate::from_ymd_opt(1970, 1, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .expect("a valid instant"),
+    );
+    let last = Utc.from_utc_datetime(
+        &NaiveDate::from_ymd_opt(9999, 12, 31)
+            .and_then(|d| d.and_hms_micro_opt(23, 59, 59, 999_999))
+            .expect("a valid instant"),
+    );
+    for at in instants.into_iter().flatten() {
+        let exact = at
+            .duration_trunc(chrono::TimeDelta::microseconds(1))
+            .unwrap_or(*at);
+        *at = exact.clamp(first, last);
     }
 }
 

@@ -215,27 +215,18 @@ impl utoipa::Modify for LimitsDoc {
             "`unavailable`: the database does not answer, or the request ran past its deadline",
         )
         .build();
-        for (path, item) in openapi.paths.paths.iter_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ];
-            for operation in operations.into_iter().flatten() {
-                let by_identity = serde_json::to_string(&operation.security)
-                    .is_ok_and(|security| security.contains("city_identity"));
-                let responses = &mut operation.responses.responses;
-                if limited_by_address(path) || by_identity {
-                    responses
-                        .entry("429".to_owned())
-                        .or_insert_with(|| limited.clone().into());
-                }
+        for (path, operation) in super::openapi::operations_mut(openapi) {
+            let by_identity = serde_json::to_string(&operation.security)
+                .is_ok_and(|security| security.contains("city_identity"));
+            let responses = &mut operation.responses.responses;
+            if limited_by_address(path) || by_identity {
                 responses
-                    .entry("503".to_owned())
-                    .or_insert_with(|| unavailable.clone().into());
+                    .entry("429".to_owned())
+                    .or_insert_with(|| limited.clone().into());
             }
+            responses
+                .entry("503".to_owned())
+                .or_insert_with(|| unavailable.clone().into());
         }
     }
 }

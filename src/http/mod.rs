@@ -25,6 +25,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod limits;
+pub mod openapi;
 pub mod operator;
 pub mod pages;
 pub mod public;
@@ -88,10 +89,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     documented(false).1
 }
 
-/// The routes and their OpenAPI document, with the answers the limits add to every route
-/// (known only once every route is in).
+/// The routes and their OpenAPI document, with the answers the shared extractors and the
+/// limits add to every route (known only once every route is in).
 fn documented(with_demo: bool) -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut api) = routes(with_demo).split_for_parts();
+    utoipa::Modify::modify(&openapi::ProblemsDoc, &mut api);
+    utoipa::Modify::modify(&openapi::ShapesDoc, &mut api);
     utoipa::Modify::modify(&limits::LimitsDoc, &mut api);
     (router, api)
 }

@@ -32,7 +32,7 @@ pub struct Health {
     get, path = "/healthz", tag = "operations",
     responses(
         (status = 200, description = "The database answers", body = Health),
-        (status = 503, description = "The database does not answer", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: the database does not answer", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn healthz(State(state): State<AppState>) -> Result<axum::Json<Health>, ApiError> {

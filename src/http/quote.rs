@@ -28,9 +28,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
 pub struct QuoteRequest {
     /// RFC 3339 instant, any offset.
     #[schema(example = "2026-09-29T10:00:00+08:00")]
+    #[serde(deserialize_with = "crate::http::extract::instant")]
     pub start: DateTime<Utc>,
     /// RFC 3339 instant, not before `start`, at most 31 days after it.
     #[schema(example = "2026-09-29T12:00:00+08:00")]
+    #[serde(deserialize_with = "crate::http::extract::instant")]
     pub end: DateTime<Utc>,
 }
 

@@ -1,5 +1,6 @@
 //! What anyone may check about a QR code: the public keys, and a scanned token.
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -15,7 +16,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::domain::space::SpaceStatus;
 use crate::http::error::{ApiError, ProblemBody};
-use crate::qr::resolve::{Genuine, Lookup, resolve};
+use crate::qr::resolve::{Genuine, Lookup, Refusal, resolve};
 use crate::store::cache::CachedTariff;
 
 /// The scan routes.
@@ -28,7 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// The public keys that verify QR tokens (RFC 7517), current and still-valid older ones.
 #[utoipa::path(
     get, path = "/.well-known/jwks.json", tag = "public",
-    responses((status = 200, description = "A JWK set of Ed25519 (OKP) keys", body = Object))
+    responses((status = 200, description = "A JWK set of Ed25519 (OKP) keys", body = JwkSetDoc, content_type = "application/jwk-set+json"))
 )]
 pub async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let set = state.keys.jwks().await?;
@@ -39,6 +40,34 @@ pub async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse, Ap
         ],
         set.to_string(),
     ))
+}
+
+/// A JWK set (RFC 7517), as `/.well-known/jwks.json` answers it.
+#[derive(ToSchema)]
+#[schema(as = JwkSet)]
+#[allow(dead_code)]
+pub struct JwkSetDoc {
+    keys: Vec<JwkDoc>,
+}
+
+/// One public key: Ed25519 (`OKP`), for signatures.
+#[derive(ToSchema)]
+#[schema(as = Jwk)]
+#[allow(dead_code)]
+pub struct JwkDoc {
+    #[schema(example = "OKP")]
+    kty: String,
+    #[schema(example = "Ed25519")]
+    crv: String,
+    /// The public key, base64url.
+    x: String,
+    kid: String,
+    #[schema(example = "EdDSA")]
+    alg: String,
+    #[schema(rename = "use", example = "sig")]
+    use_: String,
+    /// What the key signs: `qr`, `proof`, `checkpoint` or `gateway`.
+    purpose: String,
 }
 
 /// The lot a scanned space belongs to.
@@ -95,7 +124,7 @@ pub struct ScanResult {
 /// names: the lot, the space and the tariff in force.
 #[utoipa::path(
     get, path = "/v1/scan/{token}", tag = "public",
-    params(("token" = String, Path, description = "The token from the QR code's URL")),
+    params(("token" = String, Path, min_length = 1, description = "The token from the QR code's URL")),
     responses(
         (status = 200, description = "A genuine, current code", body = ScanResult),
         (status = 400, description = "`qr_invalid`: forged, tampered or malformed", body = ProblemBody, content_type = "application/problem+json"),
@@ -104,8 +133,12 @@ pub struct ScanResult {
 )]
 pub async fn scan(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    token: Result<Path<String>, PathRejection>,
 ) -> Result<axum::Json<ScanResult>, ApiError> {
+    // A path that is not UTF-8 once decoded holds no token: the same answer as garbage.
+    let Ok(Path(token)) = token else {
+        return Err(Refusal::Forged.into());
+    };
     let now = state.clock.now();
     let Genuine { space, lot, kid } =
         resolve(&state.keys, Lookup::Cached(&state.cache), &token, now).await??;

@@ -105,13 +105,19 @@ pub async fn matrices(
             QrMatrix::build_many(&refs)
         })
         .await?;
+        let mut keep = Vec::with_capacity(missing.len());
         for (&i, matrix) in missing.iter().zip(built) {
             let matrix = matrix?;
             let qr = &codes[i];
-            space_qr::store_matrix(db, qr.space_id, qr.qr_version, &urls[i], &matrix.to_bytes())
-                .await?;
+            keep.push((
+                qr.space_id,
+                qr.qr_version,
+                urls[i].clone(),
+                matrix.to_bytes(),
+            ));
             found[i] = Some(matrix);
         }
+        space_qr::store_matrices(db, &keep).await?;
     }
     Ok(found.into_iter().flatten().collect())
 }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Db, StoreResult, on_db};
+use super::{Db, StoreError, StoreResult, on_db};
 
 /// A space's current code.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -56,18 +56,36 @@ pub async fn store_matrix(
     url: &str,
     matrix: &[u8],
 ) -> StoreResult<()> {
-    on_db!(db, pool => sqlx::query(
-        "update space_qr set matrix = $3, matrix_url = $4 \
-         where space_id = $1 and qr_version = $2",
+    store_matrices(
+        db,
+        &[(space_id, qr_version, url.to_owned(), matrix.to_vec())],
     )
-    .bind(space_id)
-    .bind(qr_version)
-    .bind(matrix)
-    .bind(url)
-    .execute(pool)
     .await
-    .map(|_| ()))?;
-    Ok(())
+}
+
+/// Keeps many built matrices at once (`(space_id, qr_version, url, matrix)`), each like
+/// [`store_matrix`], in one transaction: a lot's first sheet of thousands of codes made one
+/// commit per code, each waiting for the disk.
+pub async fn store_matrices(db: &Db, built: &[(Uuid, i32, String, Vec<u8>)]) -> StoreResult<()> {
+    on_db!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        for (space_id, qr_version, url, matrix) in built {
+            sqlx::query(
+                "update space_qr set matrix = $3, matrix_url = $4 \
+                 where space_id = $1 and qr_version = $2",
+            )
+            .bind(space_id)
+            .bind(qr_version)
+            .bind(matrix)
+            .bind(url)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok::<(), StoreError>(())
+    }
+    .await
+    )
 }
 
 /// Inserts a space's code, inside the transaction that creates or rotates it.

@@ -18,6 +18,7 @@ mod limits;
 mod lots;
 mod migrations;
 mod money;
+mod openapi;
 mod operations;
 mod pages;
 mod privacy;

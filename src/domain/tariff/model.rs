@@ -90,7 +90,7 @@ pub struct Step {
     pub amount: Money,
 }
 
-pub(super) const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+pub const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 impl Tariff {
     /// The canonical JSON document (what [`Serialize`] writes).

@@ -20,8 +20,10 @@ use crate::http::pages::receipt::{
 use crate::http::pages::request_language;
 use crate::store::{lots, refunds, sessions, spaces};
 
-/// `?format=html` for the printable receipt page, `?lang=en|zh` for its language.
+/// `?format=html` for the printable receipt page, `?lang=en|zh` for its language. Other
+/// parameters are refused (422 `unknown_field`), as on every other route.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReceiptQuery {
     pub format: Option<String>,
     pub lang: Option<String>,
@@ -59,7 +61,10 @@ pub struct Receipt {
     ),
     security(("city_identity" = [])),
     responses(
-        (status = 200, description = "The receipt", body = Receipt),
+        (status = 200, description = "The receipt: JSON, or a printable HTML page with `format=html` or `Accept: text/html`", content(
+            (Receipt = "application/json"),
+            (String = "text/html"),
+        )),
         (status = 404, description = "No such session of yours", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`session_active`: stop it first", body = ProblemBody, content_type = "application/problem+json"),
     )

@@ -40,9 +40,11 @@ pub struct StartRequest {
     pub qr: String,
     /// The vehicle's plate (`沪A12345`, `B123XYZ`); normalised: upper case, no spaces, `-`,
     /// `·` or `.`. Required on lots with `plate_required`.
-    #[schema(example = "沪A12345")]
+    #[schema(schema_with = crate::http::openapi::plate_or_null)]
     pub plate: Option<String>,
     /// A planned end: the session stops itself then (after now, not after `leave_by`).
+    #[schema(schema_with = crate::http::openapi::instant_or_null)]
+    #[serde(default, deserialize_with = "crate::http::extract::optional_instant")]
     pub stop_at: Option<DateTime<Utc>>,
 }
 

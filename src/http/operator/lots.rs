@@ -65,12 +65,17 @@ pub struct LotList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateLot {
-    #[schema(example = "People's Square P2")]
+    /// 1 to 120 characters on one line, unique among your lots.
+    #[schema(schema_with = crate::http::openapi::lot_name, example = "People's Square P2")]
     pub name: String,
-    #[schema(example = "Asia/Shanghai")]
+    /// IANA time zone of the lot's local wall-clock time.
+    #[schema(schema_with = crate::http::openapi::timezone)]
     pub timezone: String,
-    #[schema(example = "CNY")]
+    /// ISO 4217 code every price of the lot is in.
+    #[schema(schema_with = crate::http::openapi::currency)]
     pub currency: String,
+    /// 1 to 300 characters on one line.
+    #[schema(schema_with = crate::http::openapi::address_or_null)]
     pub address: Option<String>,
     /// Require the vehicle's plate on every session (default `false`).
     #[serde(default)]
@@ -81,10 +86,12 @@ pub struct CreateLot {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateLot {
+    /// The new name; absent or `null` keeps it.
+    #[schema(schema_with = crate::http::openapi::lot_name_or_null)]
     pub name: Option<String>,
-    /// `null` removes the address.
+    /// The new address; `null` removes it, absent keeps it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::http::openapi::address_or_null)]
     pub address: Option<Option<String>>,
     /// Require the vehicle's plate on every session.
     pub plate_required: Option<bool>,

@@ -38,14 +38,18 @@ pub enum Format {
 pub struct MetricsQuery {
     /// One of your lots.
     pub lot: Uuid,
-    /// The start (RFC 3339), moved back to the start of its local hour; default 24 hours
-    /// before `to`.
+    /// The start (RFC 3339, between 1970 and 9999), moved back to the start of its local
+    /// hour; default 24 hours before `to`.
+    #[param(schema_with = crate::http::openapi::instant)]
+    #[serde(default, deserialize_with = "crate::http::extract::optional_instant")]
     pub from: Option<DateTime<Utc>>,
     /// The end, exclusive, moved on to the end of its local hour; after `from` and at most
     /// 31 days after it; default the end of the current local hour.
+    #[param(schema_with = crate::http::openapi::instant)]
+    #[serde(default, deserialize_with = "crate::http::extract::optional_instant")]
     pub to: Option<DateTime<Utc>>,
     /// `json` (default) or `csv` (`application/vnd.cds+csv`, CDS aggregate rows).
-    #[param(value_type = Option<String>)]
+    #[param(schema_with = crate::http::openapi::metrics_format)]
     pub format: Option<Format>,
 }
 

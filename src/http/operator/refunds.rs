@@ -34,8 +34,9 @@ pub struct RefundRequest {
     /// more than zero, and with the refunds already made at most the fee.
     #[schema(example = "5.00")]
     pub amount: String,
-    /// Why (1 to 500 characters); shown to the driver and kept in the audit log.
-    #[schema(example = "the barrier did not open")]
+    /// Why (1 to 500 characters, not all whitespace); shown to the driver and kept in the
+    /// audit log.
+    #[schema(schema_with = crate::http::openapi::note, example = "the barrier did not open")]
     pub reason: String,
 }
 

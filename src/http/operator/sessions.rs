@@ -15,7 +15,7 @@ use crate::domain::pseudonym::pseudonym;
 use crate::domain::session::{EndedBy, SessionStatus, SettlementStatus};
 use crate::domain::text;
 use crate::http::error::{ApiError, FieldError, ProblemBody};
-use crate::http::extract::{IdPath, Json, Operator, Query, storable_instants};
+use crate::http::extract::{IdPath, Json, Operator, Query, clamp_instants};
 use crate::sessions::Claim;
 use crate::store::lots;
 use crate::store::sessions::{self, Session, SessionFilter, Settlement};
@@ -27,14 +27,17 @@ pub struct SessionQuery {
     /// Only this lot (one of yours).
     pub lot: Option<Uuid>,
     /// Sessions started at or after this instant (RFC 3339).
+    #[param(schema_with = crate::http::openapi::instant)]
+    #[serde(default, deserialize_with = "crate::http::extract::optional_instant")]
     pub from: Option<DateTime<Utc>>,
     /// Sessions started before this instant.
+    #[param(schema_with = crate::http::openapi::instant)]
+    #[serde(default, deserialize_with = "crate::http::extract::optional_instant")]
     pub to: Option<DateTime<Utc>>,
-    /// `active` for the sessions still running, `stopped` for the ended ones; anything else
-    /// is 422.
-    #[param(value_type = Option<String>)]
+    /// `active` for the sessions still running, `stopped` for the ended ones.
+    #[param(schema_with = crate::http::openapi::session_status)]
     pub status: Option<SessionStatus>,
-    /// At most this many, newest first (default 100, at most 1000).
+    /// At most this many, newest first (default 100; below 1 counts as 1, above 1000 as 1000).
     pub limit: Option<i64>,
 }
 
@@ -151,7 +154,7 @@ pub async fn list_sessions(
     operator: Operator,
     Query(mut query): Query<SessionQuery>,
 ) -> Result<axum::Json<OperatorSessionList>, ApiError> {
-    storable_instants([(&mut query.from, "$.from"), (&mut query.to, "$.to")])?;
+    clamp_instants([&mut query.from, &mut query.to]);
     if let Some(lot_id) = query.lot {
         lots::get(&state.db, operator.operator_id, lot_id)
             .await?
@@ -174,8 +177,8 @@ pub async fn list_sessions(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorStop {
-    /// 1 to 500 characters; kept in the audit log.
-    #[schema(example = "vehicle towed after blocking the exit")]
+    /// 1 to 500 characters, not all whitespace; kept in the audit log.
+    #[schema(schema_with = crate::http::openapi::note, example = "vehicle towed after blocking the exit")]
     pub reason: String,
 }
 

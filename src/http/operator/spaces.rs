@@ -72,15 +72,26 @@ pub struct SpaceList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSpaces {
-    #[schema(example = json!(["A-001", "A-002"]))]
+    /// 1 to 1000 distinct codes.
+    #[schema(schema_with = codes_schema, example = json!(["A-001", "A-002"]))]
     pub codes: Vec<String>,
+}
+
+/// 1 to [`MAX_BULK`] distinct space codes.
+fn codes_schema() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(crate::http::openapi::space_code())
+        .min_items(Some(1))
+        .max_items(Some(MAX_BULK))
+        .unique_items(true)
+        .build()
 }
 
 /// A space's new status.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSpace {
-    #[schema(value_type = String, example = "out_of_service")]
+    #[schema(schema_with = crate::http::openapi::space_status, example = "out_of_service")]
     pub status: SpaceStatus,
 }
 

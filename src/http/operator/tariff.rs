@@ -84,7 +84,7 @@ pub fn check_document(
 #[utoipa::path(
     put, path = "/v1/operator/lots/{lot_id}/tariff", tag = "operator",
     params(("lot_id" = uuid::Uuid, Path, description = "The lot")),
-    request_body(content = Object, description = "A tariff document (docs/tariffs.md)"),
+    request_body(content = crate::http::openapi::TariffDocument, description = "A tariff document (docs/tariffs.md)"),
     security(("operator_key" = [])),
     responses(
         (status = 201, description = "The new version", body = TariffVersionView),

@@ -35,7 +35,7 @@ pub struct ValidTariff {
 #[utoipa::path(
     post, path = "/v1/operator/tariffs/validate", tag = "operator",
     params(ValidateQuery),
-    request_body(content = Object, description = "A tariff document (docs/tariffs.md)"),
+    request_body(content = crate::http::openapi::TariffDocument, description = "A tariff document (docs/tariffs.md)"),
     security(("operator_key" = [])),
     responses(
         (status = 200, description = "The document is valid", body = ValidTariff),
