@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::qr_token::QrClaims;
 use crate::qr::keyring::KeyRing;
 use crate::store::cache::PublicCache;
 use crate::store::lots::{self, Lot};
@@ -74,6 +75,34 @@ pub async fn resolve(
             return Ok(Err(Refusal::Forged));
         }
     };
+    let found = match look_up(lookup, &claims).await? {
+        // A cached copy may be up to a second old: a code newer than it, or a space or lot
+        // it does not hold yet, may just be new. The token's signature is genuine, so only
+        // a real change leads here (no forger can make the database be asked); ask it.
+        Err(Refusal::Forged | Refusal::NoSpace) if matches!(lookup, Lookup::Cached(_)) => {
+            let Lookup::Cached(cache) = lookup else {
+                unreachable!("matched just above")
+            };
+            look_up(Lookup::Fresh(cache.db()), &claims).await?
+        }
+        found => found,
+    };
+    let (space, lot) = match found {
+        Ok(found) => found,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let kid = jsonwebtoken::decode_header(token)
+        .ok()
+        .and_then(|h| h.kid)
+        .unwrap_or_default();
+    Ok(Ok(Genuine { space, lot, kid }))
+}
+
+/// The space and lot a verified code names, if the code is the space's current one.
+async fn look_up(
+    lookup: Lookup<'_>,
+    claims: &QrClaims,
+) -> StoreResult<Result<(Arc<Space>, Arc<Lot>), Refusal>> {
     let Some(space) = lookup.space(claims.space_id).await? else {
         return Ok(Err(Refusal::NoSpace));
     };
@@ -88,11 +117,7 @@ pub async fn resolve(
     let Some(lot) = lookup.lot(space.lot_id).await? else {
         return Ok(Err(Refusal::NoSpace));
     };
-    let kid = jsonwebtoken::decode_header(token)
-        .ok()
-        .and_then(|h| h.kid)
-        .unwrap_or_default();
-    Ok(Ok(Genuine { space, lot, kid }))
+    Ok(Ok((space, lot)))
 }
 
 /// The token of a scanned code, whether the caller sent the token or the whole `/q/` URL.

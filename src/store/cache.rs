@@ -263,6 +263,11 @@ impl PublicCache {
         }
     }
 
+    /// The database the cache reads (the primary).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     /// This process changed a lot, a space, a code or a tariff (committed): nothing is served
     /// again before `cache_epoch` is read anew.
     pub fn changed(&self) {

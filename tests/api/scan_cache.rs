@@ -85,6 +85,11 @@ async fn a_rotated_code_is_refused_by_every_process_within_a_second(a: TestApp) 
     assert_eq!(here.problem_code(), "qr_revoked");
     // ...and a start through the other one too, whatever its cache still says: the start's
     // transaction checks the code's version again.
+    // The new code is genuine on the other process at once, though its cache still holds
+    // version 1: a code newer than the cache is asked of the database, never called forged.
+    let newer = scan(&b, &new).await;
+    assert_eq!(newer.status, StatusCode::OK, "{}", newer.text);
+    assert_eq!(newer.body["space"]["qr_version"], 2);
     let driver = b.driver_token("driver-1");
     let started = start(&b, &driver, "tap-1", &old).await;
     assert_eq!(started.status, StatusCode::GONE, "{}", started.text);
