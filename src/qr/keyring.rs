@@ -8,7 +8,8 @@
 //! within that bound (issue 16; the spec allows 60 s).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -26,11 +27,20 @@ const RELOAD_AFTER_REAL: std::time::Duration = std::time::Duration::from_secs(30
 /// An unknown `kid` triggers a reload at most this often (a forged kid costs no query).
 const UNKNOWN_KID_RELOAD: TimeDelta = TimeDelta::seconds(5);
 
+/// Tokens whose signature this process has checked, at most (least recently used go).
+const VERIFIED_CAPACITY: usize = 50_000;
+
 /// A public key and what it may verify.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct Published {
     purpose: KeyPurpose,
     key: [u8; 32],
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The keys as last loaded.
@@ -61,6 +71,12 @@ pub struct KeyRing {
     /// Held while reading, so that concurrent callers who find the keys stale wait for one
     /// read instead of each starting their own.
     reloading: tokio::sync::Mutex<()>,
+    /// Tokens already verified, with the key that verified them. A token's verification
+    /// depends only on its bytes and the public key its `kid` names, so a token is taken
+    /// as verified again only while that `kid` still names that very key for QR codes: a
+    /// retired or replaced key un-verifies its tokens at the next reload, as before. Only
+    /// successes are kept; a forged token costs a signature check every time.
+    verified: Mutex<lru::LruCache<String, (QrClaims, String, Published)>>,
 }
 
 impl KeyRing {
@@ -73,6 +89,9 @@ impl KeyRing {
             kek,
             loaded: RwLock::new(Arc::new(loaded)),
             reloading: tokio::sync::Mutex::new(()),
+            verified: Mutex::new(lru::LruCache::new(
+                NonZeroUsize::new(VERIFIED_CAPACITY).unwrap_or(NonZeroUsize::MIN),
+            )),
         })
     }
 
@@ -169,19 +188,44 @@ impl KeyRing {
         now: DateTime<Utc>,
     ) -> StoreResult<Result<QrClaims, QrTokenError>> {
         let mut loaded = self.fresh(now, RELOAD_AFTER).await?;
+        if let Some(claims) = self.verified_before(token, &loaded) {
+            return Ok(Ok(claims));
+        }
         if let Ok(header) = jsonwebtoken::decode_header(token)
             && let Some(kid) = header.kid
             && !loaded.public.contains_key(&kid)
         {
             loaded = self.fresh(now, UNKNOWN_KID_RELOAD).await?;
         }
-        Ok(qr_token::verify(token, |kid| {
+        let qr_key = |kid: &str| {
             loaded
                 .public
                 .get(kid)
+                .copied()
                 .filter(|p| p.purpose == KeyPurpose::Qr)
-                .map(|p| p.key)
-        }))
+        };
+        let verified = qr_token::verify(token, |kid| qr_key(kid).map(|p| p.key));
+        if let Ok(claims) = verified
+            && let Ok(header) = jsonwebtoken::decode_header(token)
+            && let Some(kid) = header.kid
+            && let Some(key) = qr_key(&kid)
+        {
+            lock(&self.verified).put(token.to_owned(), (claims, kid, key));
+        }
+        Ok(verified)
+    }
+
+    /// The claims of `token` if it was verified before by a key that `loaded` still holds
+    /// for QR codes under the same `kid`.
+    fn verified_before(&self, token: &str, loaded: &Loaded) -> Option<QrClaims> {
+        let mut verified = lock(&self.verified);
+        let (claims, kid, key) = verified.get(token)?;
+        if loaded.public.get(kid.as_str()) == Some(key) {
+            Some(*claims)
+        } else {
+            verified.pop(token);
+            None
+        }
     }
 
     /// Makes a new signing key for `purpose` (as `qrpark keys rotate` does) and reads the
